@@ -1,0 +1,93 @@
+# layerlab: the only entry point.
+#   make            build build/liblayerlab.a and build/layerlab
+#   make test       build and run the Criterion suites
+#   make demo       run the demo (see README)
+#   make asan       the suites once more under AddressSanitizer + UBSan
+#   make bench      CPU benchmark against PyTorch / Hugging Face transformers
+#   make fuzz       build and run the libFuzzer targets (FUZZ_SECONDS each)
+#   make fixtures   regenerate test/fixtures with Hugging Face transformers
+# CUDA sources compile whenever nvcc is present; CUDA=0 turns them off.
+
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= sm_90
+BUILD ?= build
+SAN ?=
+
+CC ?= gcc
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(SAN)
+CPPFLAGS += $(shell pkg-config --cflags hdf5 2>/dev/null)
+LDLIBS += -lcjson -lopenblas -lm -lpthread
+LDFLAGS += -fopenmp $(SAN)
+
+HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c')
+ifeq ($(CUDA),1)
+  HOST_SRC += $(wildcard host/backend/cuda/*.c)
+  CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
+  CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1
+  LDLIBS += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
+  NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC
+else
+  HOST_SRC += host/backend/ll_devices_none.c
+  CU_SRC :=
+endif
+TOOL_SRC := $(wildcard tools/cli/*.c)
+TEST_SRC := $(wildcard test/test_*.c) test/ll_test_util.c
+
+LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test asan demo bench fuzz fixtures clean check-ci
+all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab
+
+deps:
+	@bash tools/deps.sh build
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Ihost -Itest -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Ihost -c $< -o $@
+
+$(BUILD)/liblayerlab.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/layerlab: $(TOOL_OBJ) $(BUILD)/liblayerlab.a
+	$(CC) $(LDFLAGS) $(TOOL_OBJ) $(BUILD)/liblayerlab.a $(LDLIBS) -o $@
+
+$(BUILD)/layerlab_tests: $(TEST_OBJ) $(BUILD)/liblayerlab.a
+	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/liblayerlab.a -lcriterion $(LDLIBS) -o $@
+
+# One binary, one Criterion summary. Tests run from the repository root so that
+# test/fixtures and ../shared/assets resolve the same way everywhere.
+test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab
+	$(BUILD)/layerlab_tests --jobs 2 $(TEST_ARGS)
+
+asan:
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" test
+
+demo: all
+	@bash tools/demo.sh
+
+bench: all
+	@bash tools/deps.sh bench
+	@bash tools/bench/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash tools/deps.sh build fuzz
+	@bash tools/fuzz.sh $(FUZZ_SECONDS)
+
+fixtures:
+	@bash tools/fixtures-env.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,82 @@
+/* The op table: every numerical operation the forward pass needs, as one small
+ * table of function pointers. The forward pass (host/model/ll_forward.c) is
+ * written once over this table; host/backend/cpu/ is the executable
+ * specification (fp32, OpenBLAS, OpenMP) and host/backend/cuda/ launches
+ * kernels/ and cuBLAS behind the same entries.
+ *
+ * All tensors are row-major. Activation pointers are in the backend's memory
+ * (host memory for the CPU backend); to_host/from_host move data across. */
+#ifndef LL_BACKEND_H
+#define LL_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/ll_status.h"
+#include "../model/ll_config.h"
+
+/* A weight matrix used as y[T, out] = x[T, in] . W^T.
+ * trans = true:  W stored [out][in] (torch.nn.Linear, GGUF, llama2.c), row stride ld >= in.
+ * trans = false: W stored [in][out] (GPT-2 Conv1D),                      row stride ld >= out.
+ * The row stride lets q, k and v be column slices of GPT-2's fused c_attn without a copy. */
+typedef struct {
+    const float *w;
+    int out, in;
+    int ld;
+    bool trans;
+} ll_mat;
+
+/* Causal attention over ragged sequences, each with n_past cached tokens.
+ * Query row r of sequence s sits at index n_past[s] + r of that sequence and attends to
+ * key indices j <= that index (and, with a sliding window W, j > index - W). */
+typedef struct {
+    const float *q; /* [T][n_heads][head_dim], RoPE applied */
+    float *z;       /* [T][n_heads][head_dim] output: softmax(q k^T * scale) v per head */
+    int T, n_heads, n_kv_heads, head_dim;
+    int n_seq;
+    const int64_t *seq_off;   /* [n_seq + 1] rows of q per sequence */
+    const float *const *k;    /* per sequence: [n_past + n_new][kv_stride] keys */
+    const float *const *v;    /* per sequence: values, same layout */
+    int kv_stride;            /* floats between consecutive tokens in k[s] / v[s] */
+    const int *n_past;        /* per sequence; NULL = all zero */
+    float scale;
+    int sliding_window;       /* 0 = none */
+    float *const *pattern;    /* NULL, or per sequence NULL / [n_heads][n_new][n_past + n_new] softmax output */
+} ll_attn_args;
+
+typedef struct ll_backend {
+    const char *name;
+    /* memory */
+    void *(*alloc)(size_t bytes); /* NULL on failure, error set */
+    void (*free)(void *p);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    void (*from_host)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+    /* ops */
+    void (*embed)(float *x, const float *tok_emb, const float *pos_emb, const int32_t *tokens, const int32_t *pos,
+                  int T, int d);
+    /* y = x . W^T (+ bias); accumulate adds into y instead of overwriting it. */
+    void (*matmul)(float *y, const float *x, const ll_mat *w, const float *bias, int T, bool accumulate);
+    void (*rmsnorm)(float *y, const float *x, const float *w, int T, int d, float eps);
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int T, int d, float eps);
+    /* In-place rotation of [T][n_heads][head_dim] at positions pos[T]. inv_freq has head_dim/2 entries. */
+    void (*rope)(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
+                 ll_rope_layout layout);
+    void (*attention)(const ll_attn_args *a);
+    void (*swiglu)(float *out, const float *gate, const float *up, size_t n); /* silu(gate) * up */
+    void (*gelu_new)(float *x, size_t n);                                   /* tanh approximation, in place */
+    void (*add)(float *y, const float *x, size_t n);                        /* y += x */
+    /* dst[i] = src[rows[i]] for rows of `width` floats (src row stride = width). */
+    void (*gather_rows)(float *dst, const float *src, const int64_t *rows, int n, int width);
+    void (*scatter_rows)(float *dst, const float *src, const int64_t *rows, int n, int width);
+} ll_backend;
+
+const ll_backend *ll_backend_cpu(void);
+
+/* Worker threads for the CPU backend (OpenMP and OpenBLAS). n <= 0: all cores. */
+void ll_set_threads(int n);
+int ll_get_threads(void);
+
+#endif

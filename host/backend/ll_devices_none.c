@@ -1,0 +1,13 @@
+/* Device discovery for builds without CUDA (CUDA=0 or no nvcc): the CPU is the only device. */
+#include <stdio.h>
+
+#include "ll_devices.h"
+
+int ll_built_with_cuda(void) { return 0; }
+
+int ll_cuda_devices(ll_device_info *out, int max, char *why, size_t why_len) {
+    (void)out;
+    (void)max;
+    if (why) snprintf(why, why_len, "built without CUDA (nvcc not found or CUDA=0)");
+    return 0;
+}

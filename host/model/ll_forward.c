@@ -1,0 +1,289 @@
+/* The forward scheduler, written once over the backend op table.
+ *
+ * One pass per block: norm -> q/k/v -> RoPE -> (KV cache) -> attention -> o_proj ->
+ * residual add -> norm -> MLP -> residual add, with a hook site after each named
+ * state. Blocks start_layer..stop_layer-1 run; the final norm and LM head run only
+ * when the last block did and logits were asked for. */
+#include "ll_forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/ll_alloc.h"
+#include "ll_hooks_internal.h"
+
+typedef struct {
+    float *x, *xn, *q, *k, *v, *z, *o, *h1, *h2; /* backend buffers */
+    int32_t *tok, *pos;                           /* backend copies of ids */
+} ll_fwd_bufs;
+
+static ll_status ll_check_batch(const ll_model *m, const ll_batch *b, const ll_forward_opts *o, int start, int stop) {
+    const ll_config *c = &m->cfg;
+    if (!b || b->n_seq <= 0 || !b->seq_off) return ll_err(LL_ERR_ARG, "forward: empty batch");
+    if (b->seq_off[0] != 0) return ll_err(LL_ERR_ARG, "forward: seq_off[0] must be 0, found %lld", (long long)b->seq_off[0]);
+    for (int s = 0; s < b->n_seq; s++)
+        if (b->seq_off[s + 1] <= b->seq_off[s])
+            return ll_err(LL_ERR_ARG, "forward: sequence %d is empty or seq_off decreases (%lld -> %lld)", s,
+                          (long long)b->seq_off[s], (long long)b->seq_off[s + 1]);
+    int64_t T = ll_batch_rows(b);
+    if (T > (1 << 30)) return ll_err(LL_ERR_ARG, "forward: %lld rows is too many for one call", (long long)T);
+    if (start < 0 || start > c->n_layers || stop < start)
+        return ll_err(LL_ERR_ARG, "forward: layers [%d, %d) out of range for a model with %d layers", start, stop,
+                      c->n_layers);
+    if (start > 0 && !o->resid_in)
+        return ll_err(LL_ERR_ARG, "forward: start_layer %d needs residual rows (resid_in)", start);
+    if (!o->resid_in) {
+        if (!b->tokens) return ll_err(LL_ERR_ARG, "forward: neither token ids nor residual rows given");
+        for (int64_t t = 0; t < T; t++)
+            if (b->tokens[t] < 0 || b->tokens[t] >= c->vocab_size)
+                return ll_err(LL_ERR_ARG, "forward: token id %d at row %lld is outside the vocabulary [0, %d)",
+                              b->tokens[t], (long long)t, c->vocab_size);
+    }
+    if (o->cache) {
+        const ll_kv_cache *kc = o->cache;
+        if (kc->n_layers != c->n_layers || kc->kv_width != c->n_kv_heads * c->head_dim)
+            return ll_err(LL_ERR_ARG, "forward: KV cache was made for another model");
+        for (int s = 0; s < b->n_seq; s++) {
+            int slot = b->slot ? b->slot[s] : s;
+            if (slot < 0 || slot >= kc->n_slots)
+                return ll_err(LL_ERR_ARG, "forward: sequence %d uses KV slot %d, cache has %d", s, slot, kc->n_slots);
+            for (int s2 = 0; s2 < s; s2++)
+                if ((b->slot ? b->slot[s2] : s2) == slot)
+                    return ll_err(LL_ERR_ARG, "forward: sequences %d and %d share KV slot %d", s2, s, slot);
+            int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
+            for (int l = start; l < stop; l++)
+                if (kc->len[l * kc->n_slots + slot] + n_new > kc->cap)
+                    return ll_err(LL_ERR_ARG, "forward: KV slot %d would hold %d tokens at layer %d, capacity is %d",
+                                  slot, kc->len[l * kc->n_slots + slot] + n_new, l, kc->cap);
+        }
+    } else if (!b->slot && b->n_seq > 0) {
+        /* nothing to check */
+    }
+    return LL_OK;
+}
+
+static void ll_free_bufs(const ll_backend *be, ll_fwd_bufs *f) {
+    void *all[] = {f->x, f->xn, f->q, f->k, f->v, f->z, f->o, f->h1, f->h2, f->tok, f->pos};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (all[i]) be->free(all[i]);
+}
+
+static ll_status ll_alloc_bufs(const ll_model *m, int64_t T, ll_fwd_bufs *f) {
+    const ll_config *c = &m->cfg;
+    const ll_backend *be = m->be;
+    size_t t = (size_t)T, d = (size_t)c->d_model, qw = (size_t)c->n_heads * c->head_dim;
+    size_t kw = (size_t)c->n_kv_heads * c->head_dim, ff = (size_t)c->d_ff;
+    struct {
+        void **p;
+        size_t bytes;
+    } want[] = {
+        {(void **)&f->x, t * d * 4},   {(void **)&f->xn, t * d * 4},  {(void **)&f->q, t * qw * 4},
+        {(void **)&f->k, t * kw * 4},  {(void **)&f->v, t * kw * 4},  {(void **)&f->z, t * qw * 4},
+        {(void **)&f->o, t * d * 4},   {(void **)&f->h1, t * ff * 4}, {(void **)&f->h2, t * ff * 4},
+        {(void **)&f->tok, t * 4},     {(void **)&f->pos, t * 4},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        *want[i].p = be->alloc(want[i].bytes ? want[i].bytes : 4);
+        if (!*want[i].p) {
+            ll_free_bufs(be, f);
+            return ll_err(LL_ERR_NOMEM, "forward: cannot allocate activations for %lld rows (%zu bytes)", (long long)T,
+                          want[i].bytes);
+        }
+    }
+    return LL_OK;
+}
+
+#define LL_HOOK(point, layer, buf, width)                                                                         \
+    do {                                                                                                          \
+        if (ll_hooks_active(o->hooks, point, layer))                                                              \
+            if ((st = ll_hooks_run(o->hooks, be, point, layer, buf, width, b, c->n_heads))) goto done;            \
+    } while (0)
+
+ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts) {
+    static const ll_forward_opts none = {0};
+    const ll_forward_opts *o = opts ? opts : &none;
+    const ll_config *c = &m->cfg;
+    const ll_backend *be = m->be;
+    int L = c->n_layers;
+    int start = o->start_layer;
+    int stop = (o->stop_layer <= 0 || o->stop_layer > L) ? L : o->stop_layer;
+    LL_TRY(ll_check_batch(m, b, o, start, stop));
+    int64_t T = ll_batch_rows(b);
+    int d = c->d_model, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
+    int qw = H * hd, kw = Hkv * hd;
+    ll_kv_cache *kc = o->cache;
+
+    /* Host-side bookkeeping: positions, per-sequence slots and cache lengths. */
+    int32_t *pos = malloc((size_t)T * sizeof *pos);
+    int *n_past = ll_calloc((size_t)b->n_seq, sizeof *n_past, "forward");
+    const float **kseq = ll_calloc((size_t)b->n_seq, sizeof *kseq, "forward");
+    const float **vseq = ll_calloc((size_t)b->n_seq, sizeof *vseq, "forward");
+    float **pattern = ll_calloc((size_t)b->n_seq, sizeof *pattern, "forward");
+    int64_t *last_rows = ll_calloc((size_t)b->n_seq, sizeof *last_rows, "forward");
+    ll_fwd_bufs f = {0};
+    float *lg = NULL, *xs = NULL;
+    ll_status st = LL_OK;
+    if (!pos || !n_past || !kseq || !vseq || !pattern || !last_rows) {
+        st = ll_err(LL_ERR_NOMEM, "forward: no memory for batch bookkeeping");
+        goto done;
+    }
+    if ((st = ll_alloc_bufs(m, T, &f))) goto done;
+    for (int s = 0; s < b->n_seq; s++) {
+        int slot = b->slot ? b->slot[s] : s;
+        int past = kc ? kc->len[start * kc->n_slots + slot] : 0;
+        if (start == L && kc) past = 0;
+        for (int64_t t = b->seq_off[s]; t < b->seq_off[s + 1]; t++)
+            pos[t] = b->pos ? b->pos[t] : (int32_t)(past + (t - b->seq_off[s]));
+        last_rows[s] = b->seq_off[s + 1] - 1;
+    }
+    for (int64_t t = 0; t < T; t++)
+        if (pos[t] < 0 || (c->learned_pos && pos[t] >= c->max_pos)) {
+            st = ll_err(LL_ERR_ARG, "forward: position %d at row %lld is outside the model's range [0, %d)", pos[t],
+                        (long long)t, c->max_pos);
+            goto done;
+        }
+    ll_hooks_begin_forward(o->hooks);
+    be->from_host(f.pos, pos, (size_t)T * sizeof(int32_t));
+    if (o->resid_in) {
+        be->from_host(f.x, o->resid_in, (size_t)T * d * sizeof(float));
+    } else {
+        be->from_host(f.tok, b->tokens, (size_t)T * sizeof(int32_t));
+        be->embed(f.x, m->w.tok_emb, c->learned_pos ? m->w.pos_emb : NULL, f.tok, f.pos, (int)T, d);
+    }
+    float scale = 1.0f / sqrtf((float)hd);
+
+    for (int l = start; l < stop; l++) {
+        const ll_layer_weights *W = &m->w.layers[l];
+        LL_HOOK(LL_HOOK_RESID_PRE, l, f.x, d);
+        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->attn_norm_w, (int)T, d, c->norm_eps);
+        else be->layernorm(f.xn, f.x, W->attn_norm_w, W->attn_norm_b, (int)T, d, c->norm_eps);
+        be->matmul(f.q, f.xn, &W->wq, W->bq, (int)T, false);
+        be->matmul(f.k, f.xn, &W->wk, W->bk, (int)T, false);
+        be->matmul(f.v, f.xn, &W->wv, W->bv, (int)T, false);
+        be->rope(f.q, f.pos, (int)T, H, hd, m->rope_inv_freq, c->rope_layout);
+        be->rope(f.k, f.pos, (int)T, Hkv, hd, m->rope_inv_freq, c->rope_layout);
+        int kv_stride = kw;
+        for (int s = 0; s < b->n_seq; s++) {
+            int64_t r0 = b->seq_off[s];
+            int n_new = (int)(b->seq_off[s + 1] - r0);
+            if (kc) {
+                int slot = b->slot ? b->slot[s] : s;
+                int *len = &kc->len[l * kc->n_slots + slot];
+                size_t base = ((size_t)l * kc->n_slots + (size_t)slot) * (size_t)kc->cap * (size_t)kw;
+                be->copy(kc->k + base + (size_t)*len * kw, f.k + r0 * kw, (size_t)n_new * kw * sizeof(float));
+                be->copy(kc->v + base + (size_t)*len * kw, f.v + r0 * kw, (size_t)n_new * kw * sizeof(float));
+                n_past[s] = *len;
+                kseq[s] = kc->k + base;
+                vseq[s] = kc->v + base;
+            } else {
+                n_past[s] = 0;
+                kseq[s] = f.k + r0 * kw;
+                vseq[s] = f.v + r0 * kw;
+            }
+        }
+        int want_pattern = ll_hooks_active(o->hooks, LL_HOOK_ATTN_PATTERN, l);
+        if (want_pattern)
+            for (int s = 0; s < b->n_seq; s++) {
+                int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
+                pattern[s] = be->alloc((size_t)H * n_new * (size_t)(n_new + n_past[s]) * sizeof(float));
+                if (!pattern[s]) {
+                    st = LL_ERR_NOMEM;
+                    goto done;
+                }
+            }
+        ll_attn_args aa = {.q = f.q, .z = f.z, .T = (int)T, .n_heads = H, .n_kv_heads = Hkv, .head_dim = hd,
+                           .n_seq = b->n_seq, .seq_off = b->seq_off, .k = kseq, .v = vseq, .kv_stride = kv_stride,
+                           .n_past = n_past, .scale = scale, .sliding_window = c->sliding_window,
+                           .pattern = want_pattern ? pattern : NULL};
+        be->attention(&aa);
+        if (kc)
+            for (int s = 0; s < b->n_seq; s++)
+                kc->len[l * kc->n_slots + (b->slot ? b->slot[s] : s)] += (int)(b->seq_off[s + 1] - b->seq_off[s]);
+        if (want_pattern) {
+            /* Patterns are handed over in host memory; on the CPU backend they already are. */
+            st = ll_hooks_emit_pattern(o->hooks, l, b, pattern, H, n_past);
+            for (int s = 0; s < b->n_seq; s++) {
+                be->free(pattern[s]);
+                pattern[s] = NULL;
+            }
+            if (st) goto done;
+        }
+        LL_HOOK(LL_HOOK_ATTN_Z, l, f.z, qw);
+        be->matmul(f.o, f.z, &W->wo, W->bo, (int)T, false);
+        LL_HOOK(LL_HOOK_ATTN_OUT, l, f.o, d);
+        be->add(f.x, f.o, (size_t)T * d);
+        LL_HOOK(LL_HOOK_RESID_MID, l, f.x, d);
+        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->mlp_norm_w, (int)T, d, c->norm_eps);
+        else be->layernorm(f.xn, f.x, W->mlp_norm_w, W->mlp_norm_b, (int)T, d, c->norm_eps);
+        if (c->mlp == LL_MLP_SWIGLU) {
+            be->matmul(f.h1, f.xn, &W->w_gate, NULL, (int)T, false);
+            be->matmul(f.h2, f.xn, &W->w_up, NULL, (int)T, false);
+            be->swiglu(f.h1, f.h1, f.h2, (size_t)T * c->d_ff);
+        } else {
+            be->matmul(f.h1, f.xn, &W->w_up, W->b_up, (int)T, false);
+            be->gelu_new(f.h1, (size_t)T * c->d_ff);
+        }
+        be->matmul(f.o, f.h1, &W->w_down, W->b_down, (int)T, false);
+        LL_HOOK(LL_HOOK_MLP_OUT, l, f.o, d);
+        be->add(f.x, f.o, (size_t)T * d);
+        LL_HOOK(LL_HOOK_RESID_POST, l, f.x, d);
+    }
+    if (o->resid_out) be->to_host(o->resid_out, f.x, (size_t)T * d * sizeof(float));
+
+    int final_hooks = ll_hooks_active(o->hooks, LL_HOOK_FINAL_NORM, L) || ll_hooks_active(o->hooks, LL_HOOK_LOGITS, L);
+    if (stop == L && (o->logits != LL_LOGITS_NONE || final_hooks)) {
+        /* Hooks at the final sites see every row; otherwise only the rows asked for are unembedded. */
+        int all = o->logits == LL_LOGITS_ALL || final_hooks;
+        int R = all ? (int)T : b->n_seq;
+        float *xin = f.x;
+        if (!all) {
+            xs = be->alloc((size_t)R * d * sizeof(float));
+            if (!xs) {
+                st = LL_ERR_NOMEM;
+                goto done;
+            }
+            be->gather_rows(xs, f.x, last_rows, R, d);
+            xin = xs;
+        }
+        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, xin, m->w.norm_w, R, d, c->norm_eps);
+        else be->layernorm(f.xn, xin, m->w.norm_w, m->w.norm_b, R, d, c->norm_eps);
+        LL_HOOK(LL_HOOK_FINAL_NORM, L, f.xn, d);
+        size_t V = (size_t)c->vocab_size;
+        lg = be->alloc((size_t)R * V * sizeof(float));
+        if (!lg) {
+            st = ll_err(LL_ERR_NOMEM, "forward: cannot allocate logits for %d rows x %zu", R, V);
+            goto done;
+        }
+        be->matmul(lg, f.xn, &m->w.lm_head, NULL, R, false);
+        LL_HOOK(LL_HOOK_LOGITS, L, lg, (int)V);
+        if (o->logits_out && o->logits != LL_LOGITS_NONE) {
+            if (o->logits == LL_LOGITS_LAST && all) {
+                float *tmp = be->alloc((size_t)b->n_seq * V * sizeof(float));
+                if (!tmp) {
+                    st = LL_ERR_NOMEM;
+                    goto done;
+                }
+                be->gather_rows(tmp, lg, last_rows, b->n_seq, (int)V);
+                be->to_host(o->logits_out, tmp, (size_t)b->n_seq * V * sizeof(float));
+                be->free(tmp);
+            } else {
+                be->to_host(o->logits_out, lg, (size_t)R * V * sizeof(float));
+            }
+        }
+    }
+done:
+    if (lg) be->free(lg);
+    if (xs) be->free(xs);
+    if (pattern)
+        for (int s = 0; s < b->n_seq; s++)
+            if (pattern[s]) be->free(pattern[s]);
+    ll_free_bufs(be, &f);
+    free(pos);
+    free(n_past);
+    free(kseq);
+    free(vseq);
+    free(pattern);
+    free(last_rows);
+    return st;
+}

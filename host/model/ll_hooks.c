@@ -1,0 +1,348 @@
+/* The hook registry: records (point, layers, positions -> sink) and patches
+ * (point, layer, rows, op, source), indexed by site so the forward pass pays one
+ * lookup per site when nothing is registered there. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/ll_alloc.h"
+#include "ll_hooks_internal.h"
+
+struct ll_hooks {
+    int n_layers;
+    uint8_t *active; /* [LL_HOOK_COUNT][n_layers + 1] */
+    ll_record *rec;
+    int n_rec;
+    ll_patch *pat;
+    int n_pat;
+    ll_patch_stat *stat;
+};
+
+static uint8_t *ll_site(const ll_hooks *h, ll_hook_point p, int layer) {
+    return &h->active[(size_t)p * (size_t)(h->n_layers + 1) + (size_t)layer];
+}
+
+ll_status ll_hooks_new(ll_hooks **out, int n_layers) {
+    ll_hooks *h = ll_calloc(1, sizeof *h, "hooks");
+    if (!h) return LL_ERR_NOMEM;
+    h->n_layers = n_layers;
+    h->active = ll_calloc((size_t)LL_HOOK_COUNT * (size_t)(n_layers + 1), 1, "hook table");
+    if (!h->active) {
+        free(h);
+        return LL_ERR_NOMEM;
+    }
+    *out = h;
+    return LL_OK;
+}
+
+void ll_hooks_clear(ll_hooks *h) {
+    for (int i = 0; i < h->n_rec; i++) free((void *)h->rec[i].rows);
+    for (int i = 0; i < h->n_pat; i++) {
+        free((void *)h->pat[i].rows);
+        free((void *)h->pat[i].src);
+        free((void *)h->pat[i].src_rows);
+    }
+    free(h->rec);
+    free(h->pat);
+    free(h->stat);
+    h->rec = NULL;
+    h->pat = NULL;
+    h->stat = NULL;
+    h->n_rec = h->n_pat = 0;
+    memset(h->active, 0, (size_t)LL_HOOK_COUNT * (size_t)(h->n_layers + 1));
+}
+
+void ll_hooks_free(ll_hooks *h) {
+    if (!h) return;
+    ll_hooks_clear(h);
+    free(h->active);
+    free(h);
+}
+
+static int ll_is_final_point(ll_hook_point p) { return p == LL_HOOK_FINAL_NORM || p == LL_HOOK_LOGITS; }
+
+static ll_status ll_check_site(const ll_hooks *h, ll_hook_point p, int lo, int hi) {
+    if ((unsigned)p >= LL_HOOK_COUNT) return ll_err(LL_ERR_ARG, "hook: unknown hook point %d", (int)p);
+    if (ll_is_final_point(p)) {
+        if (lo != h->n_layers || hi != h->n_layers)
+            return ll_err(LL_ERR_ARG, "hook %s: layer must be %d (after the last block), found %d..%d",
+                          ll_hook_name(p), h->n_layers, lo, hi);
+        return LL_OK;
+    }
+    if (lo < 0 || hi >= h->n_layers || lo > hi)
+        return ll_err(LL_ERR_ARG, "hook %s: layers %d..%d out of range (model has layers 0..%d)", ll_hook_name(p), lo,
+                      hi, h->n_layers - 1);
+    return LL_OK;
+}
+
+static void *ll_dup(const void *src, size_t n, size_t size) {
+    if (!src || n == 0) return NULL;
+    void *p = malloc(n * size);
+    if (p) memcpy(p, src, n * size);
+    return p;
+}
+
+ll_status ll_hooks_add_record(ll_hooks *h, const ll_record *r) {
+    LL_TRY(ll_check_site(h, r->point, r->layer_lo, r->layer_hi));
+    if (!r->fn) return ll_err(LL_ERR_ARG, "hook %s: record without a sink", ll_hook_name(r->point));
+    if (r->pos == LL_POS_LIST && (r->n_rows <= 0 || !r->rows))
+        return ll_err(LL_ERR_ARG, "hook %s: position list is empty", ll_hook_name(r->point));
+    ll_record *nr = realloc(h->rec, (size_t)(h->n_rec + 1) * sizeof *nr);
+    if (!nr) return ll_err(LL_ERR_NOMEM, "hooks: cannot grow record table");
+    h->rec = nr;
+    ll_record c = *r;
+    c.rows = r->pos == LL_POS_LIST ? ll_dup(r->rows, (size_t)r->n_rows, sizeof(int64_t)) : NULL;
+    if (r->pos == LL_POS_LIST && !c.rows) return ll_err(LL_ERR_NOMEM, "hooks: cannot copy position list");
+    h->rec[h->n_rec++] = c;
+    for (int l = r->layer_lo; l <= r->layer_hi; l++) *ll_site(h, r->point, l) = 1;
+    return LL_OK;
+}
+
+ll_status ll_hooks_add_patch(ll_hooks *h, const ll_patch *p) {
+    LL_TRY(ll_check_site(h, p->point, p->layer, p->layer));
+    if (p->point == LL_HOOK_ATTN_PATTERN)
+        return ll_err(LL_ERR_ARG, "hook attn.hook_pattern can be recorded, not patched");
+    if (p->n_rows <= 0 || !p->rows) return ll_err(LL_ERR_ARG, "patch at %s: no target rows", ll_hook_name(p->point));
+    if ((p->op == LL_PATCH_REPLACE || p->op == LL_PATCH_ADD) && !p->src)
+        return ll_err(LL_ERR_ARG, "patch at %s: replace/add needs source vectors", ll_hook_name(p->point));
+    if ((p->op == LL_PATCH_REPLACE || p->op == LL_PATCH_ADD) && p->width <= 0)
+        return ll_err(LL_ERR_ARG, "patch at %s: source width must be positive", ll_hook_name(p->point));
+    if (p->op == LL_PATCH_COPY_ROW && !p->src_rows)
+        return ll_err(LL_ERR_ARG, "patch at %s: copy-from-row needs source rows", ll_hook_name(p->point));
+    if (p->head >= 0 && p->point != LL_HOOK_ATTN_Z)
+        return ll_err(LL_ERR_ARG, "patch at %s: a head index is only meaningful for hook_attn_z",
+                      ll_hook_name(p->point));
+    ll_patch *np = realloc(h->pat, (size_t)(h->n_pat + 1) * sizeof *np);
+    if (!np) return ll_err(LL_ERR_NOMEM, "hooks: cannot grow patch table");
+    h->pat = np;
+    ll_patch_stat *ns = realloc(h->stat, (size_t)(h->n_pat + 1) * sizeof *ns);
+    if (!ns) return ll_err(LL_ERR_NOMEM, "hooks: cannot grow patch table");
+    h->stat = ns;
+    ll_patch c = *p;
+    c.rows = ll_dup(p->rows, (size_t)p->n_rows, sizeof(int64_t));
+    c.src = NULL;
+    c.src_rows = NULL;
+    h->pat[h->n_pat] = c;
+    h->stat[h->n_pat] = (ll_patch_stat){0};
+    h->n_pat++;
+    ll_patch *d = &h->pat[h->n_pat - 1];
+    if (!d->rows) goto nomem;
+    if (p->op == LL_PATCH_REPLACE || p->op == LL_PATCH_ADD) {
+        d->src = ll_dup(p->src, (size_t)p->n_rows * (size_t)p->width, sizeof(float));
+        if (!d->src) goto nomem;
+    }
+    if (p->op == LL_PATCH_COPY_ROW) {
+        d->src_rows = ll_dup(p->src_rows, (size_t)p->n_rows, sizeof(int64_t));
+        if (!d->src_rows) goto nomem;
+    }
+    *ll_site(h, p->point, p->layer) = 1;
+    return LL_OK;
+nomem:
+    return ll_err(LL_ERR_NOMEM, "hooks: cannot copy patch rows");
+}
+
+int ll_hooks_n_patches(const ll_hooks *h) { return h->n_pat; }
+
+ll_patch_stat ll_hooks_patch_stat(const ll_hooks *h, int i) {
+    if (i < 0 || i >= h->n_pat) return (ll_patch_stat){0};
+    return h->stat[i];
+}
+
+int ll_hooks_active(const ll_hooks *h, ll_hook_point p, int layer) { return h && *ll_site(h, p, layer); }
+
+void ll_hooks_begin_forward(ll_hooks *h) {
+    if (h)
+        for (int i = 0; i < h->n_pat; i++) h->stat[i] = (ll_patch_stat){0};
+}
+
+/* ---- applying hooks at a site ---------------------------------------------------- */
+
+static ll_status ll_check_rows(const int64_t *rows, int n, int64_t T, const char *what, ll_hook_point p) {
+    for (int i = 0; i < n; i++)
+        if (rows[i] < 0 || rows[i] >= T)
+            return ll_err(LL_ERR_ARG, "%s at %s: batch row %lld out of range (batch has %lld rows)", what,
+                          ll_hook_name(p), (long long)rows[i], (long long)T);
+    return LL_OK;
+}
+
+static ll_status ll_apply_patch(ll_hooks *h, int pi, const ll_backend *be, float *buf, int width,
+                                const ll_batch *b, int n_heads) {
+    ll_patch *p = &h->pat[pi];
+    int64_t T = ll_batch_rows(b);
+    LL_TRY(ll_check_rows(p->rows, p->n_rows, T, "patch", p->point));
+    if (p->op == LL_PATCH_COPY_ROW) LL_TRY(ll_check_rows(p->src_rows, p->n_rows, T, "patch source", p->point));
+    int off = 0, w = width;
+    if (p->head >= 0) {
+        if (p->head >= n_heads)
+            return ll_err(LL_ERR_ARG, "patch at %s: head %d out of range (%d heads)", ll_hook_name(p->point), p->head,
+                          n_heads);
+        w = width / n_heads;
+        off = p->head * w;
+    }
+    if ((p->op == LL_PATCH_REPLACE || p->op == LL_PATCH_ADD) && p->width != w)
+        return ll_err(LL_ERR_ARG, "patch at %s layer %d: source rows have %d floats, the site has %d",
+                      ll_hook_name(p->point), p->layer, p->width, w);
+    size_t n = (size_t)p->n_rows;
+    float *cur = malloc(n * (size_t)width * sizeof(float));
+    float *src = p->op == LL_PATCH_COPY_ROW ? malloc(n * (size_t)width * sizeof(float)) : NULL;
+    if (!cur || (p->op == LL_PATCH_COPY_ROW && !src)) {
+        free(cur);
+        free(src);
+        return ll_err(LL_ERR_NOMEM, "patch at %s: no memory for %zu rows", ll_hook_name(p->point), n);
+    }
+    /* Rows are moved through host memory: patches touch few rows, and this keeps one
+     * implementation for every backend. */
+    float *tmp = be->alloc(n * (size_t)width * sizeof(float));
+    if (!tmp) {
+        free(cur);
+        free(src);
+        return LL_ERR_NOMEM;
+    }
+    be->gather_rows(tmp, buf, p->rows, (int)n, width);
+    be->to_host(cur, tmp, n * (size_t)width * sizeof(float));
+    if (src) {
+        be->gather_rows(tmp, buf, p->src_rows, (int)n, width);
+        be->to_host(src, tmp, n * (size_t)width * sizeof(float));
+    }
+    double l2 = 0;
+    for (size_t r = 0; r < n; r++) {
+        float *row = cur + r * (size_t)width + off;
+        for (int i = 0; i < w; i++) {
+            float old = row[i], nv;
+            switch (p->op) {
+            case LL_PATCH_REPLACE: nv = p->src[r * (size_t)w + i]; break;
+            case LL_PATCH_ADD: nv = old + p->src[r * (size_t)w + i]; break;
+            case LL_PATCH_ZERO: nv = 0.0f; break;
+            default: nv = src[r * (size_t)width + off + i]; break;
+            }
+            row[i] = nv;
+            l2 += ((double)nv - old) * ((double)nv - old);
+        }
+    }
+    be->from_host(tmp, cur, n * (size_t)width * sizeof(float));
+    be->scatter_rows(buf, tmp, p->rows, (int)n, width);
+    be->free(tmp);
+    free(cur);
+    free(src);
+    h->stat[pi].l2_change += sqrt(l2);
+    h->stat[pi].n_applied++;
+    return LL_OK;
+}
+
+static ll_status ll_run_record(const ll_record *r, const ll_backend *be, ll_hook_point p, int layer,
+                               const float *buf, int width, const ll_batch *b) {
+    int64_t T = ll_batch_rows(b);
+    int n;
+    int64_t *rows;
+    if (r->pos == LL_POS_LIST) {
+        LL_TRY(ll_check_rows(r->rows, r->n_rows, T, "record", p));
+        n = r->n_rows;
+        rows = (int64_t *)r->rows;
+    } else {
+        n = r->pos == LL_POS_ALL ? (int)T : b->n_seq;
+        rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+        if (!rows) return ll_err(LL_ERR_NOMEM, "record at %s: no memory", ll_hook_name(p));
+        for (int i = 0; i < n; i++) rows[i] = r->pos == LL_POS_ALL ? i : b->seq_off[i + 1] - 1;
+    }
+    size_t bytes = (size_t)n * (size_t)width * sizeof(float);
+    float *host = malloc(bytes ? bytes : 1);
+    float *tmp = be->alloc(bytes ? bytes : 4);
+    ll_status st = LL_OK;
+    if (!host || !tmp) {
+        st = ll_err(LL_ERR_NOMEM, "record at %s: no memory for %d rows", ll_hook_name(p), n);
+    } else {
+        be->gather_rows(tmp, buf, rows, n, width);
+        be->to_host(host, tmp, bytes);
+        ll_hook_rows hr = {.point = p, .layer = layer, .n_rows = n, .rows = rows, .width = width, .data = host,
+                           .seq = -1};
+        st = r->fn(r->user, &hr);
+    }
+    free(host);
+    if (tmp) be->free(tmp);
+    if (rows != r->rows) free(rows);
+    return st;
+}
+
+ll_status ll_hooks_run(ll_hooks *h, const ll_backend *be, ll_hook_point p, int layer, float *buf, int width,
+                       const ll_batch *b, int n_heads) {
+    for (int i = 0; i < h->n_pat; i++)
+        if (h->pat[i].point == p && h->pat[i].layer == layer) LL_TRY(ll_apply_patch(h, i, be, buf, width, b, n_heads));
+    for (int i = 0; i < h->n_rec; i++) {
+        const ll_record *r = &h->rec[i];
+        if (r->point == p && layer >= r->layer_lo && layer <= r->layer_hi)
+            LL_TRY(ll_run_record(r, be, p, layer, buf, width, b));
+    }
+    return LL_OK;
+}
+
+ll_status ll_hooks_emit_pattern(ll_hooks *h, int layer, const ll_batch *b, float *const *pattern, int n_heads,
+                                const int *n_past) {
+    for (int i = 0; i < h->n_rec; i++) {
+        const ll_record *r = &h->rec[i];
+        if (r->point != LL_HOOK_ATTN_PATTERN || layer < r->layer_lo || layer > r->layer_hi) continue;
+        for (int s = 0; s < b->n_seq; s++) {
+            int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
+            int nk = n_new + (n_past ? n_past[s] : 0);
+            int64_t *rows = malloc((size_t)(n_new ? n_new : 1) * sizeof *rows);
+            if (!rows) return ll_err(LL_ERR_NOMEM, "attention pattern record: no memory");
+            for (int j = 0; j < n_new; j++) rows[j] = b->seq_off[s] + j;
+            ll_hook_rows hr = {.point = LL_HOOK_ATTN_PATTERN, .layer = layer, .n_rows = n_new, .rows = rows,
+                               .width = nk, .data = pattern[s], .seq = s, .n_heads = n_heads, .n_keys = nk};
+            ll_status st = r->fn(r->user, &hr);
+            free(rows);
+            LL_TRY(st);
+        }
+    }
+    return LL_OK;
+}
+
+/* ---- names -------------------------------------------------------------------------- */
+
+static const char *const ll_hook_names[LL_HOOK_COUNT] = {
+    [LL_HOOK_RESID_PRE] = "hook_resid_pre",   [LL_HOOK_ATTN_Z] = "hook_attn_z",
+    [LL_HOOK_ATTN_OUT] = "hook_attn_out",     [LL_HOOK_RESID_MID] = "hook_resid_mid",
+    [LL_HOOK_MLP_OUT] = "hook_mlp_out",       [LL_HOOK_RESID_POST] = "hook_resid_post",
+    [LL_HOOK_FINAL_NORM] = "ln_final.hook_normalized", [LL_HOOK_LOGITS] = "logits",
+    [LL_HOOK_ATTN_PATTERN] = "attn.hook_pattern",
+};
+
+const char *ll_hook_name(ll_hook_point p) { return (unsigned)p < LL_HOOK_COUNT ? ll_hook_names[p] : "?"; }
+
+ll_status ll_hook_parse(const char *name, ll_hook_point *point, int *layer) {
+    *layer = -1;
+    const char *s = name;
+    if (strncmp(s, "blocks.", 7) == 0) {
+        char *end;
+        long l = strtol(s + 7, &end, 10);
+        if (end == s + 7 || *end != '.' || l < 0 || l > 100000)
+            return ll_err(LL_ERR_ARG, "hook point \"%s\": expected blocks.<layer>.<hook>", name);
+        *layer = (int)l;
+        s = end + 1;
+    }
+    static const struct {
+        const char *alias;
+        ll_hook_point p;
+    } aliases[] = {
+        {"hook_resid_pre", LL_HOOK_RESID_PRE},   {"resid_pre", LL_HOOK_RESID_PRE},
+        {"hook_attn_z", LL_HOOK_ATTN_Z},         {"attn.hook_z", LL_HOOK_ATTN_Z},
+        {"attn_z", LL_HOOK_ATTN_Z},              {"hook_attn_out", LL_HOOK_ATTN_OUT},
+        {"attn_out", LL_HOOK_ATTN_OUT},          {"hook_resid_mid", LL_HOOK_RESID_MID},
+        {"resid_mid", LL_HOOK_RESID_MID},        {"hook_mlp_out", LL_HOOK_MLP_OUT},
+        {"mlp_out", LL_HOOK_MLP_OUT},            {"hook_resid_post", LL_HOOK_RESID_POST},
+        {"resid_post", LL_HOOK_RESID_POST},      {"ln_final.hook_normalized", LL_HOOK_FINAL_NORM},
+        {"final_norm", LL_HOOK_FINAL_NORM},      {"logits", LL_HOOK_LOGITS},
+        {"attn.hook_pattern", LL_HOOK_ATTN_PATTERN}, {"hook_pattern", LL_HOOK_ATTN_PATTERN},
+        {"attn_pattern", LL_HOOK_ATTN_PATTERN},
+    };
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(s, aliases[i].alias) == 0) {
+            *point = aliases[i].p;
+            if (*layer >= 0 && ll_is_final_point(*point))
+                return ll_err(LL_ERR_ARG, "hook point \"%s\": %s has no block index", name, ll_hook_name(*point));
+            return LL_OK;
+        }
+    return ll_err(LL_ERR_ARG,
+                  "unknown hook point \"%s\" (known: hook_resid_pre, hook_attn_z, hook_attn_out, hook_resid_mid, "
+                  "hook_mlp_out, hook_resid_post, ln_final.hook_normalized, logits, attn.hook_pattern)",
+                  name);
+}

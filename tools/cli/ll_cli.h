@@ -1,0 +1,28 @@
+/* The layerlab command line: one file per subcommand, sharing these helpers. */
+#ifndef LL_CLI_H
+#define LL_CLI_H
+
+#include <stdint.h>
+
+#include "core/ll_status.h"
+#include "model/ll_forward.h"
+
+/* Exit codes: 0 ok, 1 error, 2 usage. */
+#define LL_EXIT_ERR 1
+#define LL_EXIT_USAGE 2
+
+int ll_cli_info(int argc, char **argv);
+int ll_cli_run(int argc, char **argv);
+
+/* Print "layerlab: error: <msg>" and return LL_EXIT_ERR. */
+int ll_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int ll_cli_usage(const char *usage);
+/* Report the library's last error for a failed call. */
+int ll_cli_status(ll_status st);
+/* "1,403,407" -> ids; error names the offending item. */
+ll_status ll_cli_parse_ids(const char *s, int32_t **out, int *n);
+/* Common options: --threads N, --tokenizer FILE. Returns 1 when argv[*i] was consumed. */
+int ll_cli_common_opt(int argc, char **argv, int *i, int *status);
+ll_status ll_cli_load(const char *path, ll_model **m);
+
+#endif

@@ -1,0 +1,32 @@
+/* layerlab: entry point and subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ll_cli.h"
+#include "core/ll_version.h"
+
+static const char usage[] =
+    "usage: layerlab <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info MODEL                  architecture, sizes, hook points and devices\n"
+    "  run MODEL --tokens IDS      per position: input id and argmax next-token id\n"
+    "\n"
+    "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
+    "llama2.c .bin checkpoint. Common options: --threads N (default: all cores).\n"
+    "Run 'layerlab <command> --help' for a command's options.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? LL_EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("layerlab %s\n", LL_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "info")) return ll_cli_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "run")) return ll_cli_run(argc - 1, argv + 1);
+    fprintf(stderr, "layerlab: error: unknown command '%s'\n\n%s", argv[1], usage);
+    return LL_EXIT_USAGE;
+}
