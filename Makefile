@@ -16,8 +16,8 @@ BUILD ?= build
 SAN ?=
 
 CC ?= gcc
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(SAN)
+OPT ?= -O2 -g
+CFLAGS += $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(SAN)
 CPPFLAGS += $(shell pkg-config --cflags hdf5 2>/dev/null)
 LDLIBS += -lcjson -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
@@ -70,7 +70,7 @@ test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab
 	$(BUILD)/layerlab_tests --jobs 2 $(TEST_ARGS)
 
 asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" test
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" OPT="-O1 -g" test
 
 demo: all
 	@bash tools/demo.sh

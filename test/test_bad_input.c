@@ -141,6 +141,9 @@ Test(bad_input, config_problems_name_the_field) {
              "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"intermediate_size\":160,\"vocab_size\":512,"
              "\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}");
     ll_expect_load_err(dir, LL_ERR_UNSUPPORTED, "yarn");
+    /* found by fuzz_config: an id beyond int range must be an error, not a float->int overflow */
+    ll_write(dir, "config.json", "{\"model_type\": \"gpt2\", \"eos_token_id\": 2222222222222222222222222222222}");
+    ll_expect_load_err(dir, LL_ERR_FORMAT, "eos_token_id");
     ll_rm(dir);
 }
 

@@ -5,6 +5,7 @@
  * and a real patch changes only what is downstream. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -64,7 +64,9 @@ static ll_status ll_cfg_token(const cJSON *root, const char *key, int *out, cons
     *out = -1;
     if (!j || cJSON_IsNull(j)) return LL_OK;
     if (cJSON_IsArray(j)) j = cJSON_GetArrayItem(j, 0);
-    if (!cJSON_IsNumber(j)) return ll_err(LL_ERR_FORMAT, "%s: field \"%s\": expected a token id", path, key);
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= -1) || j->valuedouble > 1e9 ||
+        j->valuedouble != floor(j->valuedouble))
+        return ll_err(LL_ERR_FORMAT, "%s: field \"%s\": expected a token id (a non-negative integer)", path, key);
     *out = (int)j->valuedouble;
     return LL_OK;
 }

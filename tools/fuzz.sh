@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets in test/fuzz with clang (ASan + UBSan) and run each for
+# $1 seconds (default 60), seeded from the fixtures and ../shared/assets where present.
+# Crashes are written to build-fuzz/<target>/ and make the script fail.
+set -euo pipefail
+secs=${1:-60}
+cd "$(dirname "$0")/.."
+out=build-fuzz
+mkdir -p "$out"
+# Parsers only: no OpenMP or BLAS is needed, so the library sources are compiled without them.
+srcs="host/core/ll_status.c host/core/ll_alloc.c host/core/ll_dtype.c host/io/ll_mmap.c host/io/ll_tensors.c
+      host/io/ll_safetensors.c host/model/ll_config.c"
+[ -f host/io/ll_gguf.c ] && srcs="$srcs host/io/ll_gguf.c"
+flags="-g -O1 -std=c11 -D_GNU_SOURCE -Ihost -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wno-unknown-pragmas"
+status=0
+for t in test/fuzz/fuzz_*.c; do
+  name=$(basename "$t" .c)
+  bin="$out/$name"
+  clang $flags "$t" $srcs -lcjson -lm -o "$bin"
+  corpus="$out/$name.corpus"
+  mkdir -p "$corpus"
+  case "$name" in
+    fuzz_safetensors) cp test/fixtures/*/expected.safetensors "$corpus/" 2>/dev/null || true
+                      for f in test/fixtures/*/model.safetensors; do head -c 4096 "$f" > "$corpus/$(basename "$(dirname "$f")").st"; done ;;
+    fuzz_config) for f in test/fixtures/*/config.json; do cp "$f" "$corpus/$(basename "$(dirname "$f")").json"; done ;;
+    fuzz_gguf) for f in ../shared/assets/*/*.gguf; do [ -f "$f" ] && head -c 65536 "$f" > "$corpus/$(basename "$f")"; done ;;
+  esac
+  echo "== $name: ${secs}s"
+  if ! (cd "$out" && "./$name" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
+          -artifact_prefix="./$name-" "$name.corpus" 2>"$name.log"); then
+    echo "fuzz: $name found a failure; see $out/$name.log and $out/$name-crash-*" >&2
+    tail -30 "$out/$name.log" >&2
+    status=1
+  fi
+  grep -E "^#[0-9]+.*(DONE|pulse)" "$out/$name.log" | tail -1 || true
+done
+exit $status
