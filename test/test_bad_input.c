@@ -194,3 +194,42 @@ Test(bad_input, sharded_index_problems) {
     ll_expect_load_err(dir, LL_ERR_FORMAT, "weight_map");
     ll_rm(dir);
 }
+
+Test(bad_input, tensor_of_a_non_float_dtype) {
+    char dir[64];
+    ll_copy_fixture("llama_gqa", dir, sizeof dir);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    FILE *f = fopen(p, "r+b");
+    cr_assert(f);
+    static char head[65536];
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    head[n] = 0;
+    /* Same element size, other meaning: the file stays self-consistent, the model does not. */
+    char *at = strstr(head + 8, "\"model.norm.weight\":{\"dtype\":\"F32\"");
+    cr_assert(at, "fixture header layout changed");
+    char *dt = strstr(at, "F32");
+    fseek(f, dt - head, SEEK_SET);
+    fwrite("I32", 1, 3, f);
+    fclose(f);
+    ll_expect_load_err(dir, LL_ERR_UNSUPPORTED, "model.norm.weight: dtype I32, expected F32, F16 or BF16");
+    ll_rm(dir);
+}
+
+Test(bad_input, fp32_weights_are_used_in_place) {
+    /* The memory promise behind "a 7B checkpoint must not need twice its size": fp32
+     * tensors are read from the mapping, nothing is copied. */
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, "test/fixtures/llama_gqa", NULL), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(m->weight_bytes_converted, 0);
+    cr_expect_gt(m->weight_bytes_mapped, 0);
+    const ll_mmap *f = &m->ts.files[0];
+    const unsigned char *p = (const unsigned char *)m->w.layers[0].wq.w;
+    cr_expect(p >= f->data && p < f->data + f->size, "wq should point into the mapped file");
+    ll_model_free(m);
+    /* bf16 weights are widened once, tensor by tensor */
+    cr_assert_eq(ll_model_load(&m, "test/fixtures/llama3_rope", NULL), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(m->weight_bytes_mapped, 0);
+    cr_expect_eq(m->weight_bytes_converted, ll_model_n_params(m) * 4);
+    ll_model_free(m);
+}

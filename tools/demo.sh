@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make demo, until the built-in model organism exists (see README): show what layerlab
+# does today on a real model found under ../shared/assets (or $MODEL), and say what ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=build/layerlab
+shared=${LAYERLAB_SHARED:-../shared}
+model=${MODEL:-}
+tokens=${TOKENS:-}
+if [ -z "$model" ]; then
+  for cand in "$shared/assets/stories260K/stories260K.bin" \
+              "$shared/assets/stories260K/tinyllamas-stories-260k-f32.gguf" \
+              "$shared/assets/tiny-gpt2" test/fixtures/llama_gqa; do
+    if [ -e "$cand" ]; then model=$cand; break; fi
+  done
+fi
+case "$model" in
+  *stories260K*) tokens=${tokens:-1,403,407,261,378} ;;   # BOS + "Once upon a time" in tok512
+  *) tokens=${tokens:-1,2,3,4,5} ;;
+esac
+echo "== layerlab demo: the foundation (checkpoint loading, the CPU forward pass, hook points)"
+echo "== model: $model"
+[ -e "$model" ] || { echo "layerlab demo: no model found (looked under $shared/assets and test/fixtures)" >&2; exit 1; }
+echo
+echo "\$ layerlab info $model"
+"$bin" info "$model"
+echo
+echo "\$ layerlab run $model --tokens $tokens"
+"$bin" run "$model" --tokens "$tokens"
+echo
+case "$model" in
+  *stories260K*)
+    echo "What ran: one fp32 forward pass of the stories260K Llama (5 layers, dim 64) over"
+    echo "BOS + \"Once upon a time\" (ids $tokens). The 'next' column is the greedy next token:"
+    echo "432 at the last position is the first token of the documented continuation." ;;
+  *)
+    echo "What ran: one fp32 forward pass over token ids $tokens; 'next' is the argmax next token." ;;
+esac
+echo "The SPADE, ICL, dump and training parts of the demo arrive with their issues (see README)."
