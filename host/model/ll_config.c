@@ -244,3 +244,20 @@ ll_status ll_config_validate(const ll_config *c, const char *path) {
                       c->d_model, c->n_heads);
     return LL_OK;
 }
+
+ll_status ll_config_apply_generation_json(ll_config *c, const char *json, const char *path) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ll_err(LL_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    int bos, eos;
+    ll_status st = ll_cfg_token(root, "bos_token_id", &bos, path);
+    if (!st) st = ll_cfg_token(root, "eos_token_id", &eos, path);
+    if (!st) {
+        if (bos >= 0) c->bos_id = bos;
+        if (eos >= 0) c->eos_id = eos;
+    }
+    cJSON_Delete(root);
+    return st;
+}

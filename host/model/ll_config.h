@@ -52,6 +52,8 @@ typedef struct {
 
 /* Parse a Hugging Face config.json (text already read). `path` is for messages. */
 ll_status ll_config_from_hf_json(ll_config *c, const char *json, const char *path);
+/* Apply generation_config.json (bos/eos token ids). */
+ll_status ll_config_apply_generation_json(ll_config *c, const char *json, const char *path);
 /* Sanity-check derived sizes (head_dim * n_heads, GQA divisibility, ...). */
 ll_status ll_config_validate(const ll_config *c, const char *path);
 const char *ll_arch_name(ll_arch a);

@@ -36,6 +36,15 @@ static ll_status ll_load_hf(ll_model *m, const char *path) {
     ll_status s = ll_config_from_hf_json(&m->cfg, txt, cpath);
     free(txt);
     LL_TRY(s);
+    /* generation_config.json is optional; where present it is what generate() uses for
+     * BOS/EOS, so its ids win over config.json's. */
+    snprintf(cpath, sizeof cpath, "%s/generation_config.json", dir);
+    if (stat(cpath, &st) == 0) {
+        LL_TRY(ll_read_file(cpath, &txt, NULL));
+        s = ll_config_apply_generation_json(&m->cfg, txt, cpath);
+        free(txt);
+        LL_TRY(s);
+    }
     return ll_safetensors_open(&m->ts, path);
 }
 
