@@ -131,8 +131,8 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
     if ((st = ll_alloc_bufs(m, T, &f))) goto done;
     for (int s = 0; s < b->n_seq; s++) {
         int slot = b->slot ? b->slot[s] : s;
-        int past = kc ? kc->len[start * kc->n_slots + slot] : 0;
-        if (start == L && kc) past = 0;
+        /* Default positions continue the cache; with no block to run (start == L) there is none. */
+        int past = kc && start < L ? kc->len[start * kc->n_slots + slot] : 0;
         for (int64_t t = b->seq_off[s]; t < b->seq_off[s + 1]; t++)
             pos[t] = b->pos ? b->pos[t] : (int32_t)(past + (t - b->seq_off[s]));
         last_rows[s] = b->seq_off[s + 1] - 1;
