@@ -111,8 +111,8 @@ static ll_status ll_config_llama_family(ll_config *c, const cJSON *root, const c
     LL_TRY(ll_cfg_int(root, "head_dim", &c->head_dim, hd, 0, path));
     LL_TRY(ll_cfg_float(root, "rms_norm_eps", &c->norm_eps, 1e-6f, path));
     LL_TRY(ll_cfg_float(root, "rope_theta", &c->rope_theta, 10000.0f, path));
-    LL_TRY(ll_cfg_bool(root, "tie_word_embeddings", &c->tied_embeddings, c->arch == LL_ARCH_QWEN2 ? false : false,
-                       path));
+    /* transformers' default for Llama, Mistral and Qwen2 is an untied head. */
+    LL_TRY(ll_cfg_bool(root, "tie_word_embeddings", &c->tied_embeddings, false, path));
     bool attn_bias = c->arch == LL_ARCH_QWEN2;
     LL_TRY(ll_cfg_bool(root, "attention_bias", &attn_bias, attn_bias, path));
     c->qkv_bias = attn_bias;

@@ -57,8 +57,6 @@ static ll_status ll_check_batch(const ll_model *m, const ll_batch *b, const ll_f
                     return ll_err(LL_ERR_ARG, "forward: KV slot %d would hold %d tokens at layer %d, capacity is %d",
                                   slot, kc->len[l * kc->n_slots + slot] + n_new, l, kc->cap);
         }
-    } else if (!b->slot && b->n_seq > 0) {
-        /* nothing to check */
     }
     return LL_OK;
 }
