@@ -34,6 +34,23 @@ ll_status ll_model_init_rope(ll_model *m) {
             f[i] = g;
         }
     }
+    /* GGUF conversions of Llama 3.1 carry their long-context scaling only as per-frequency
+     * divisors in rope_freqs.weight (the rotation angle is divided by each factor). */
+    const ll_tensor_info *rf = ll_tensor_set_find(&m->ts, "rope_freqs.weight");
+    if (rf) {
+        if (rf->ndim != 1 || rf->shape[0] != half || (rf->dtype != LL_F32 && rf->dtype != LL_F16 && rf->dtype != LL_BF16)) {
+            free(f);
+            return ll_err(LL_ERR_SHAPE, "%s: tensor rope_freqs.weight: expected %d F32 factors", m->path, half);
+        }
+        float *fac = ll_calloc((size_t)half, sizeof(float), "rope_freqs");
+        if (!fac) {
+            free(f);
+            return LL_ERR_NOMEM;
+        }
+        ll_convert_to_f32(fac, rf->data, rf->dtype, (size_t)half);
+        for (int i = 0; i < half; i++) f[i] /= fac[i];
+        free(fac);
+    }
     m->rope_inv_freq = f;
     return LL_OK;
 }
