@@ -19,7 +19,14 @@ CC ?= gcc
 OPT ?= -O2 -g
 CFLAGS += $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(SAN)
 CPPFLAGS += $(shell pkg-config --cflags hdf5 2>/dev/null)
-LDLIBS += -lcjson -lopenblas -lm -lpthread
+# OpenBLAS built on OpenMP (Debian's openblas-openmp flavour, found by path so the
+# system-wide libblas choice does not matter): its threads are the same libgomp team as
+# our own parallel loops. With the pthreads flavour the two pools fight for the cores:
+# idle OpenMP workers spin while the BLAS threads need those cores.
+BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null)/openblas-openmp
+BLAS_INC ?= /usr/include/$(shell gcc -print-multiarch 2>/dev/null)/openblas-openmp
+CPPFLAGS += -I$(BLAS_INC)
+LDLIBS += -lcjson -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
 HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c')

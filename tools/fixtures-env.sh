@@ -4,6 +4,7 @@
 #
 #   bash tools/fixtures-env.sh            # regenerate every fixture
 #   bash tools/fixtures-env.sh --only gpt2
+#   bash tools/fixtures-env.sh --setup-only   # only the environment (used by make bench)
 #
 # torch and numpy come from Debian (python3-torch 1.13.1, python3-numpy 1.24);
 # the Hugging Face packages are pip-installed, pinned, into the git-ignored
@@ -16,6 +17,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv-fixtures"
 SYS_PY=/usr/bin/python3
+SETUP_ONLY=0
+if [ "${1:-}" = "--setup-only" ]; then
+    SETUP_ONLY=1
+    shift
+fi
 
 PINS=(
     transformers==4.45.2
@@ -73,5 +79,6 @@ then
 fi
 
 # 4. Generate.
+[ "$SETUP_ONLY" = 1 ] && exit 0
 cd "$ROOT"
 exec "$VENV/bin/python" tools/gen_fixtures.py "$@"

@@ -1,0 +1,401 @@
+/* layerlab CPU benchmark: prefill and decode throughput, with and without
+ * recording hook_resid_post of every layer at the last position.
+ *
+ *   ll_bench_cpu MODEL [--threads N] [--warmup W] [--reps R] [--seqs 8] [--len 256]
+ *                [--prompt 256] [--steps 64] [--json FILE] [--tsv FILE] [--logits FILE]
+ *
+ * prefill: --seqs sequences of --len tokens in one ragged batch, logits at the last
+ *          position of each sequence only.
+ * decode:  a --prompt token prompt goes into a KV cache (not timed), then --steps
+ *          single-token greedy steps (argmax included) are timed.
+ * Each repetition runs the plain and the recording variant back to back (alternating
+ * which goes first) so that both see the same machine state; mean +- sample std
+ * over --reps repetitions after --warmup untimed ones.
+ *
+ * Token ids are a fixed formula shared with tools/bench/hf_peer.py so that both
+ * programs compute the same thing; --logits writes the prefill logits ([seqs][vocab]
+ * float32) for the peer's parity check. Built by tools/bench/run.sh. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/ll_backend.h"
+#include "model/ll_forward.h"
+#include "model/ll_hooks.h"
+#include "model/ll_model.h"
+
+/* Same formula as token_id() in hf_peer.py; ids 0..2 (special tokens) are avoided. */
+static int32_t token_id(int s, int i, int vocab) {
+    return (int32_t)(((int64_t)s * 1000003 + (int64_t)i * 7919 + 12345) % (vocab - 3) + 3);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "ll_bench_cpu: %s: %s\n", what, ll_last_error());
+    exit(1);
+}
+
+/* ---- recording sink: appends every row it is handed to one buffer ------------------ */
+
+typedef struct {
+    float *buf;
+    size_t cap, used; /* floats */
+    long calls;
+} rec_sink;
+
+static ll_status rec_fn(void *user, const ll_hook_rows *r) {
+    rec_sink *s = user;
+    size_t n = (size_t)r->n_rows * (size_t)r->width;
+    if (s->used + n > s->cap) return ll_err(LL_ERR_ARG, "bench sink: buffer of %zu floats is full", s->cap);
+    memcpy(s->buf + s->used, r->data, n * sizeof(float));
+    s->used += n;
+    s->calls++;
+    return LL_OK;
+}
+
+/* ---- statistics ---------------------------------------------------------------------- */
+
+typedef struct {
+    double mean, std, min, median;
+} stats;
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static stats stats_of(const double *v, int n) {
+    stats s = {0};
+    double *tmp = malloc((size_t)n * sizeof *tmp);
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += v[i];
+    s.mean = sum / n;
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (v[i] - s.mean) * (v[i] - s.mean);
+    s.std = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
+    memcpy(tmp, v, (size_t)n * sizeof *tmp);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_dbl);
+    s.min = tmp[0];
+    s.median = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    free(tmp);
+    return s;
+}
+
+/* ---- the workloads ------------------------------------------------------------------- */
+
+typedef struct {
+    ll_model *m;
+    int seqs, len, prompt, steps;
+    int32_t *pf_tokens;
+    int64_t *pf_off;
+    float *pf_logits;  /* [seqs][V] */
+    int32_t *dec_tokens; /* prompt, then the generated tokens */
+    float *dec_logits;   /* [V] */
+    ll_kv_cache *cache;
+} bench;
+
+static double run_prefill(bench *B, ll_hooks *h, rec_sink *sink) {
+    if (sink) sink->used = 0;
+    ll_batch b = {.n_seq = B->seqs, .seq_off = B->pf_off, .tokens = B->pf_tokens};
+    ll_forward_opts o = {.hooks = h, .logits = LL_LOGITS_LAST, .logits_out = B->pf_logits};
+    double t0 = now_s();
+    if (ll_forward(B->m, &b, &o)) die("prefill");
+    double t = now_s() - t0;
+    if (sink && sink->used != (size_t)B->m->cfg.n_layers * B->seqs * B->m->cfg.d_model) {
+        fprintf(stderr, "ll_bench_cpu: prefill recorded %zu floats, expected %d x %d x %d\n", sink->used,
+                B->m->cfg.n_layers, B->seqs, B->m->cfg.d_model);
+        exit(1);
+    }
+    return t;
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Returns the time of the decode steps; the prompt is run first, untimed. */
+static double run_decode(bench *B, ll_hooks *h, rec_sink *sink) {
+    int V = B->m->cfg.vocab_size;
+    if (sink) sink->used = 0;
+    ll_kv_cache_reset(B->cache, -1);
+    int64_t off[2] = {0, B->prompt};
+    ll_batch b = {.n_seq = 1, .seq_off = off, .tokens = B->dec_tokens};
+    ll_forward_opts o = {.cache = B->cache, .hooks = h, .logits = LL_LOGITS_LAST, .logits_out = B->dec_logits};
+    if (ll_forward(B->m, &b, &o)) die("decode prompt");
+    B->dec_tokens[B->prompt] = argmax(B->dec_logits, V);
+    double t0 = now_s();
+    for (int i = 0; i < B->steps; i++) {
+        int64_t off1[2] = {0, 1};
+        ll_batch b1 = {.n_seq = 1, .seq_off = off1, .tokens = &B->dec_tokens[B->prompt + i]};
+        if (ll_forward(B->m, &b1, &o)) die("decode step");
+        B->dec_tokens[B->prompt + i + 1] = argmax(B->dec_logits, V);
+    }
+    double t = now_s() - t0;
+    if (sink && sink->used != (size_t)(B->steps + 1) * B->m->cfg.n_layers * B->m->cfg.d_model) {
+        fprintf(stderr, "ll_bench_cpu: decode recorded %zu floats, expected %d x %d x %d\n", sink->used,
+                B->steps + 1, B->m->cfg.n_layers, B->m->cfg.d_model);
+        exit(1);
+    }
+    return t;
+}
+
+static long parse_int(const char *opt, const char *v, long lo, long hi) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        fprintf(stderr, "ll_bench_cpu: %s: expected an integer in [%ld, %ld], found '%s'\n", opt, lo, hi, v);
+        exit(2);
+    }
+    return n;
+}
+
+static const char usage[] =
+    "usage: ll_bench_cpu MODEL [--threads N] [--warmup W] [--reps R] [--seqs 8] [--len 256]\n"
+    "                    [--prompt 256] [--steps 64] [--json FILE] [--tsv FILE] [--logits FILE]\n";
+
+int main(int argc, char **argv) {
+    const char *path = NULL, *json_path = NULL, *tsv_path = NULL, *logits_path = NULL;
+    int threads = 0, warmup = 1, reps = 5, seqs = 8, len = 256, prompt = 256, steps = 64;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (a[0] == '-' && !v) {
+            fprintf(stderr, "ll_bench_cpu: %s needs a value\n%s", a, usage);
+            return 2;
+        } else if (!strcmp(a, "--threads")) threads = (int)parse_int(a, argv[++i], 0, 4096);
+        else if (!strcmp(a, "--warmup")) warmup = (int)parse_int(a, argv[++i], 0, 1000);
+        else if (!strcmp(a, "--reps")) reps = (int)parse_int(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--seqs")) seqs = (int)parse_int(a, argv[++i], 1, 4096);
+        else if (!strcmp(a, "--len")) len = (int)parse_int(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--prompt")) prompt = (int)parse_int(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--steps")) steps = (int)parse_int(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--json")) json_path = argv[++i];
+        else if (!strcmp(a, "--tsv")) tsv_path = argv[++i];
+        else if (!strcmp(a, "--logits")) logits_path = argv[++i];
+        else if (a[0] == '-') {
+            fprintf(stderr, "ll_bench_cpu: unknown option %s\n%s", a, usage);
+            return 2;
+        } else if (!path) path = a;
+        else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    ll_set_threads(threads);
+    threads = ll_get_threads();
+
+    bench B = {.seqs = seqs, .len = len, .prompt = prompt, .steps = steps};
+    if (ll_model_load(&B.m, path, NULL)) die("loading the model");
+    const ll_config *c = &B.m->cfg;
+    int V = c->vocab_size, L = c->n_layers, d = c->d_model;
+    if (V < 4) {
+        fprintf(stderr, "ll_bench_cpu: vocabulary too small\n");
+        return 1;
+    }
+
+    /* inputs */
+    size_t T = (size_t)seqs * len;
+    B.pf_tokens = malloc(T * sizeof(int32_t));
+    B.pf_off = malloc((size_t)(seqs + 1) * sizeof(int64_t));
+    B.pf_logits = malloc((size_t)seqs * V * sizeof(float));
+    B.dec_tokens = malloc((size_t)(prompt + steps + 1) * sizeof(int32_t));
+    B.dec_logits = malloc((size_t)V * sizeof(float));
+    if (!B.pf_tokens || !B.pf_off || !B.pf_logits || !B.dec_tokens || !B.dec_logits) {
+        fprintf(stderr, "ll_bench_cpu: out of memory\n");
+        return 1;
+    }
+    for (int s = 0; s <= seqs; s++) B.pf_off[s] = (int64_t)s * len;
+    for (int s = 0; s < seqs; s++)
+        for (int i = 0; i < len; i++) B.pf_tokens[(size_t)s * len + i] = token_id(s, i, V);
+    for (int i = 0; i < prompt; i++) B.dec_tokens[i] = token_id(0, i, V);
+    if (ll_kv_cache_new(&B.cache, B.m, 1, prompt + steps + 1)) die("KV cache");
+
+    /* hooks: hook_resid_post of every layer, last position of each sequence */
+    rec_sink sink = {0};
+    size_t rows_max = (size_t)(seqs > steps + 1 ? seqs : steps + 1);
+    sink.cap = rows_max * (size_t)L * (size_t)d;
+    sink.buf = malloc(sink.cap * sizeof(float));
+    ll_hooks *hooks;
+    if (!sink.buf || ll_hooks_new(&hooks, L)) die("hooks");
+    ll_record rec = {.point = LL_HOOK_RESID_POST, .layer_lo = 0, .layer_hi = L - 1, .pos = LL_POS_LAST,
+                     .fn = rec_fn, .user = &sink};
+    if (ll_hooks_add_record(hooks, &rec)) die("hooks");
+
+    /* work per pass (fp32, multiply-add = 2 flops) */
+    int H = c->n_heads, hd = c->head_dim, qw = H * hd, kw = c->n_kv_heads * hd;
+    double layer_mm = (double)d * qw + 2.0 * d * kw + (double)qw * d +
+                      (c->mlp == LL_MLP_SWIGLU ? 3.0 : 2.0) * d * c->d_ff; /* matmul weights per block */
+    double head_mm = (double)V * d;
+    double pf_mm_flops = 2.0 * layer_mm * L * (double)T + 2.0 * head_mm * seqs; /* LM head on last rows only */
+    double pf_attn_flops = (double)L * seqs * H * 4.0 * hd * ((double)len * (len + 1) / 2.0);
+    double pf_flops = pf_mm_flops + pf_attn_flops;
+    double norm_floats = (double)L * (c->norm == LL_NORM_LAYER ? 4.0 : 2.0) * d + d;
+    double dec_weight_bytes = 4.0 * (layer_mm * L + head_mm + norm_floats + d); /* + one embedding row */
+    double dec_ctx_mean = prompt + (steps + 1) / 2.0;                           /* keys seen per step, averaged */
+    double dec_kv_bytes = 4.0 * 2.0 * L * kw * dec_ctx_mean;
+    double dec_flops = 2.0 * layer_mm * L + 2.0 * head_mm + (double)L * H * 4.0 * hd * dec_ctx_mean;
+
+    int n = warmup + reps;
+    double *pf = calloc((size_t)n, sizeof(double)), *pfr = calloc((size_t)n, sizeof(double));
+    double *dc = calloc((size_t)n, sizeof(double)), *dcr = calloc((size_t)n, sizeof(double));
+    int32_t *gen = malloc((size_t)(steps + 1) * sizeof(int32_t));
+    int gen_mismatch = 0;
+    fprintf(stderr, "ll_bench_cpu: %s, %d threads, %d warm-up + %d reps\n", path, threads, warmup, reps);
+    for (int r = 0; r < n; r++) {
+        if (r % 2 == 0) {
+            pf[r] = run_prefill(&B, NULL, NULL);
+            pfr[r] = run_prefill(&B, hooks, &sink);
+        } else {
+            pfr[r] = run_prefill(&B, hooks, &sink);
+            pf[r] = run_prefill(&B, NULL, NULL);
+        }
+        if (r % 2 == 0) {
+            dc[r] = run_decode(&B, NULL, NULL);
+            memcpy(gen, B.dec_tokens + prompt, (size_t)(steps + 1) * sizeof(int32_t));
+            dcr[r] = run_decode(&B, hooks, &sink);
+        } else {
+            dcr[r] = run_decode(&B, hooks, &sink);
+            dc[r] = run_decode(&B, NULL, NULL);
+            memcpy(gen, B.dec_tokens + prompt, (size_t)(steps + 1) * sizeof(int32_t));
+        }
+        /* recording must not change the generated tokens (both runs are deterministic) */
+        gen_mismatch |= memcmp(gen, B.dec_tokens + prompt, (size_t)(steps + 1) * sizeof(int32_t)) != 0;
+        fprintf(stderr, "  %s %d: prefill %.3f s (rec %.3f s), decode %.3f s (rec %.3f s)\n",
+                r < warmup ? "warm-up" : "rep", r < warmup ? r + 1 : r - warmup + 1, pf[r], pfr[r], dc[r], dcr[r]);
+    }
+    if (gen_mismatch) fprintf(stderr, "ll_bench_cpu: WARNING: recording changed the generated tokens\n");
+
+    /* per-rep rates, then statistics over the timed reps */
+    double *tmp = malloc((size_t)reps * 4 * sizeof(double));
+    double *pf_tps = tmp, *pfr_tps = tmp + reps, *dc_tps = tmp + 2 * reps, *dcr_tps = tmp + 3 * reps;
+    for (int i = 0; i < reps; i++) {
+        pf_tps[i] = (double)T / pf[warmup + i];
+        pfr_tps[i] = (double)T / pfr[warmup + i];
+        dc_tps[i] = steps / dc[warmup + i];
+        dcr_tps[i] = steps / dcr[warmup + i];
+    }
+    stats s_pf = stats_of(pf + warmup, reps), s_pfr = stats_of(pfr + warmup, reps);
+    stats s_dc = stats_of(dc + warmup, reps), s_dcr = stats_of(dcr + warmup, reps);
+    stats r_pf = stats_of(pf_tps, reps), r_pfr = stats_of(pfr_tps, reps);
+    stats r_dc = stats_of(dc_tps, reps), r_dcr = stats_of(dcr_tps, reps);
+    double ovh_pf = 100.0 * (s_pfr.mean - s_pf.mean) / s_pf.mean;
+    double ovh_dc = 100.0 * (s_dcr.mean - s_dc.mean) / s_dc.mean;
+    double ms_tok = 1e3 * s_dc.mean / steps, ms_tok_r = 1e3 * s_dcr.mean / steps;
+    double gflops = pf_flops / s_pf.mean * 1e-9, gflops_r = pf_flops / s_pfr.mean * 1e-9;
+    double gbs = dec_weight_bytes * steps / s_dc.mean * 1e-9, gbs_r = dec_weight_bytes * steps / s_dcr.mean * 1e-9;
+
+    printf("layerlab CPU benchmark: %s (%.2fM parameters, %d layers, d %d, vocab %d), %d threads, %d reps\n", path,
+           ll_model_n_params(B.m) * 1e-6, L, d, V, threads, reps);
+    printf("%-28s %18s %18s %10s\n", "", "plain", "recording", "overhead");
+    printf("%-28s %10.1f +- %5.1f %10.1f +- %5.1f %9.1f%%\n", "prefill tok/s", r_pf.mean, r_pf.std, r_pfr.mean,
+           r_pfr.std, ovh_pf);
+    printf("%-28s %10.2f +- %5.2f %10.2f +- %5.2f\n", "prefill GFLOP/s", gflops, gflops * s_pf.std / s_pf.mean,
+           gflops_r, gflops_r * s_pfr.std / s_pfr.mean);
+    printf("%-28s %10.1f +- %5.1f %10.1f +- %5.1f %9.1f%%\n", "decode tok/s", r_dc.mean, r_dc.std, r_dcr.mean,
+           r_dcr.std, ovh_dc);
+    printf("%-28s %10.3f +- %5.3f %10.3f +- %5.3f\n", "decode ms/token", ms_tok, 1e3 * s_dc.std / steps, ms_tok_r,
+           1e3 * s_dcr.std / steps);
+    printf("%-28s %10.2f +- %5.2f %10.2f +- %5.2f\n", "decode GB/s (fp32 weights)", gbs, gbs * s_dc.std / s_dc.mean,
+           gbs_r, gbs_r * s_dcr.std / s_dcr.mean);
+    printf("recording overhead from the fastest repetitions: prefill %+.1f%%, decode %+.1f%%\n",
+           100.0 * (s_pfr.min / s_pf.min - 1), 100.0 * (s_dcr.min / s_dc.min - 1));
+    printf("prefill: %d x %d tokens, %.2f GFLOP per pass (%.2f matmul + %.2f attention)\n", seqs, len, pf_flops * 1e-9,
+           pf_mm_flops * 1e-9, pf_attn_flops * 1e-9);
+    printf("decode: %d steps after a %d-token prompt, %.1f MB of weights per token\n", steps, prompt,
+           dec_weight_bytes * 1e-6);
+
+    if (logits_path) {
+        FILE *f = fopen(logits_path, "wb");
+        if (!f || fwrite(B.pf_logits, sizeof(float), (size_t)seqs * V, f) != (size_t)seqs * V) {
+            fprintf(stderr, "ll_bench_cpu: cannot write %s\n", logits_path);
+            return 1;
+        }
+        fclose(f);
+    }
+    if (json_path) {
+        FILE *f = fopen(json_path, "w");
+        if (!f) {
+            fprintf(stderr, "ll_bench_cpu: cannot write %s\n", json_path);
+            return 1;
+        }
+        fprintf(f, "{\n \"impl\": \"layerlab\",\n \"model\": \"%s\",\n \"n_params\": %zu,\n \"threads\": %d,\n", path,
+                ll_model_n_params(B.m), threads);
+        fprintf(f, " \"warmup\": %d,\n \"reps\": %d,\n \"seqs\": %d,\n \"len\": %d,\n \"prompt\": %d,\n \"steps\": %d,\n",
+                warmup, reps, seqs, len, prompt, steps);
+        fprintf(f, " \"prefill_flops\": %.6g,\n \"prefill_attn_flops\": %.6g,\n \"decode_weight_bytes\": %.6g,\n"
+                   " \"decode_kv_bytes_mean\": %.6g,\n \"decode_flops_mean\": %.6g,\n",
+                pf_flops, pf_attn_flops, dec_weight_bytes, dec_kv_bytes, dec_flops);
+        const char *names[] = {"prefill_s", "prefill_rec_s", "decode_s", "decode_rec_s"};
+        const double *sv[] = {pf, pfr, dc, dcr};
+        for (int k = 0; k < 4; k++) {
+            stats st = stats_of(sv[k] + warmup, reps);
+            fprintf(f, " \"%s\": {\"mean\": %.6g, \"std\": %.6g, \"min\": %.6g, \"median\": %.6g, \"all\": [", names[k],
+                    st.mean, st.std, st.min, st.median);
+            for (int i = 0; i < reps; i++) fprintf(f, "%s%.6g", i ? ", " : "", sv[k][warmup + i]);
+            fprintf(f, "]},\n");
+        }
+        fprintf(f, " \"prefill_tok_s\": {\"mean\": %.6g, \"std\": %.6g},\n", r_pf.mean, r_pf.std);
+        fprintf(f, " \"prefill_rec_tok_s\": {\"mean\": %.6g, \"std\": %.6g},\n", r_pfr.mean, r_pfr.std);
+        fprintf(f, " \"decode_tok_s\": {\"mean\": %.6g, \"std\": %.6g},\n", r_dc.mean, r_dc.std);
+        fprintf(f, " \"decode_rec_tok_s\": {\"mean\": %.6g, \"std\": %.6g},\n", r_dcr.mean, r_dcr.std);
+        fprintf(f, " \"decode_ms_per_token\": %.6g,\n \"decode_rec_ms_per_token\": %.6g,\n", ms_tok, ms_tok_r);
+        fprintf(f, " \"prefill_gflop_s\": %.6g,\n \"prefill_rec_gflop_s\": %.6g,\n", gflops, gflops_r);
+        fprintf(f, " \"decode_gb_s\": %.6g,\n \"decode_rec_gb_s\": %.6g,\n", gbs, gbs_r);
+        fprintf(f, " \"prefill_rec_overhead_pct\": %.6g,\n \"decode_rec_overhead_pct\": %.6g,\n", ovh_pf, ovh_dc);
+        fprintf(f, " \"recording_changed_tokens\": %s,\n \"decode_tokens\": [", gen_mismatch ? "true" : "false");
+        for (int i = 0; i <= steps; i++) fprintf(f, "%s%d", i ? ", " : "", gen[i]);
+        fprintf(f, "]\n}\n");
+        fclose(f);
+    }
+    if (tsv_path) {
+        FILE *f = fopen(tsv_path, "w");
+        if (!f) {
+            fprintf(stderr, "ll_bench_cpu: cannot write %s\n", tsv_path);
+            return 1;
+        }
+        fprintf(f, "impl\tcase\tmean_s\tstd_s\tmin_s\tmedian_s\ttok_s\ttok_s_std\n");
+        const char *cases[] = {"prefill", "prefill_rec", "decode", "decode_rec"};
+        const double *sv[] = {pf, pfr, dc, dcr};
+        const stats *rv[] = {&r_pf, &r_pfr, &r_dc, &r_dcr};
+        for (int k = 0; k < 4; k++) {
+            stats st = stats_of(sv[k] + warmup, reps);
+            fprintf(f, "layerlab\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\n", cases[k], st.mean, st.std, st.min,
+                    st.median, rv[k]->mean, rv[k]->std);
+        }
+        fclose(f);
+    }
+
+    free(tmp);
+    free(pf);
+    free(pfr);
+    free(dc);
+    free(dcr);
+    free(gen);
+    free(sink.buf);
+    ll_hooks_free(hooks);
+    ll_kv_cache_free(B.cache);
+    free(B.pf_tokens);
+    free(B.pf_off);
+    free(B.pf_logits);
+    free(B.dec_tokens);
+    free(B.dec_logits);
+    ll_model_free(B.m);
+    return 0;
+}
