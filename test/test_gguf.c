@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "io/ll_gguf.h"
+#include "model/ll_model.h"
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
@@ -1145,4 +1146,24 @@ Test(gguf, misaligned_weights_are_refused) {
         ll_gguf_free(g);
         free(b.p);
     }
+}
+
+/* llama.cpp's convention for rope_freqs.weight (written by its Llama 3.1 converter): each
+ * rotation angle pos * theta^(-2i/d) is divided by factor i. The synthesized file holds
+ * factors 11000 and 11001 (tensor 11 stores 1000 * 11 + k). */
+Test(gguf, rope_freqs_divide_the_angles) {
+    gg_buf b = gg_llama(gg_llama_default());
+    char path[64];
+    gg_write(&b, path, sizeof path);
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, path, NULL), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(m->cfg.head_dim, 4);
+    for (int i = 0; i < 2; i++) {
+        double want = pow(10000.0, -2.0 * i / 4.0) / (11000.0 + i);
+        cr_expect(fabs(m->rope_inv_freq[i] - want) <= 1e-6 * want, "inv_freq[%d] = %.9g, want %.9g", i,
+                  m->rope_inv_freq[i], want);
+    }
+    ll_model_free(m);
+    unlink(path);
+    free(b.p);
 }
