@@ -37,7 +37,7 @@ transformers.logging.set_verbosity_error()
 
 
 def token_id(s, i, vocab):
-    """Same formula as token_id() in ll_bench_cpu.c."""
+    """Same formula as ll_token_id() in ll_bench_cpu.c."""
     return (s * 1000003 + i * 7919 + 12345) % (vocab - 3) + 3
 
 

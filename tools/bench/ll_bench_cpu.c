@@ -7,7 +7,7 @@
  * prefill: --seqs sequences of --len tokens in one ragged batch, logits at the last
  *          position of each sequence only.
  * decode:  a --prompt token prompt goes into a KV cache (not timed), then --steps
- *          single-token greedy steps (argmax included) are timed.
+ *          single-token greedy steps (ll_argmax included) are timed.
  * Each repetition runs the plain and the recording variant back to back (alternating
  * which goes first) so that both see the same machine state; mean +- sample std
  * over --reps repetitions after --warmup untimed ones.
@@ -26,18 +26,18 @@
 #include "model/ll_hooks.h"
 #include "model/ll_model.h"
 
-/* Same formula as token_id() in hf_peer.py; ids 0..2 (special tokens) are avoided. */
-static int32_t token_id(int s, int i, int vocab) {
+/* Same formula as ll_token_id() in hf_peer.py; ids 0..2 (special tokens) are avoided. */
+static int32_t ll_token_id(int s, int i, int vocab) {
     return (int32_t)(((int64_t)s * 1000003 + (int64_t)i * 7919 + 12345) % (vocab - 3) + 3);
 }
 
-static double now_s(void) {
+static double ll_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void die(const char *what) {
+static void ll_die(const char *what) {
     fprintf(stderr, "ll_bench_cpu: %s: %s\n", what, ll_last_error());
     exit(1);
 }
@@ -48,10 +48,10 @@ typedef struct {
     float *buf;
     size_t cap, used; /* floats */
     long calls;
-} rec_sink;
+} ll_rec_sink;
 
-static ll_status rec_fn(void *user, const ll_hook_rows *r) {
-    rec_sink *s = user;
+static ll_status ll_rec_fn(void *user, const ll_hook_rows *r) {
+    ll_rec_sink *s = user;
     size_t n = (size_t)r->n_rows * (size_t)r->width;
     if (s->used + n > s->cap) return ll_err(LL_ERR_ARG, "bench sink: buffer of %zu floats is full", s->cap);
     memcpy(s->buf + s->used, r->data, n * sizeof(float));
@@ -64,15 +64,15 @@ static ll_status rec_fn(void *user, const ll_hook_rows *r) {
 
 typedef struct {
     double mean, std, min, median;
-} stats;
+} ll_stats;
 
-static int cmp_dbl(const void *a, const void *b) {
+static int ll_cmp_dbl(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static stats stats_of(const double *v, int n) {
-    stats s = {0};
+static ll_stats ll_stats_of(const double *v, int n) {
+    ll_stats s = {0};
     double *tmp = malloc((size_t)n * sizeof *tmp);
     double sum = 0;
     for (int i = 0; i < n; i++) sum += v[i];
@@ -81,7 +81,7 @@ static stats stats_of(const double *v, int n) {
     for (int i = 0; i < n; i++) ss += (v[i] - s.mean) * (v[i] - s.mean);
     s.std = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
     memcpy(tmp, v, (size_t)n * sizeof *tmp);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_dbl);
+    qsort(tmp, (size_t)n, sizeof *tmp, ll_cmp_dbl);
     s.min = tmp[0];
     s.median = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
     free(tmp);
@@ -99,15 +99,15 @@ typedef struct {
     int32_t *dec_tokens; /* prompt, then the generated tokens */
     float *dec_logits;   /* [V] */
     ll_kv_cache *cache;
-} bench;
+} ll_bench;
 
-static double run_prefill(bench *B, ll_hooks *h, rec_sink *sink) {
+static double ll_run_prefill(ll_bench *B, ll_hooks *h, ll_rec_sink *sink) {
     if (sink) sink->used = 0;
     ll_batch b = {.n_seq = B->seqs, .seq_off = B->pf_off, .tokens = B->pf_tokens};
     ll_forward_opts o = {.hooks = h, .logits = LL_LOGITS_LAST, .logits_out = B->pf_logits};
-    double t0 = now_s();
-    if (ll_forward(B->m, &b, &o)) die("prefill");
-    double t = now_s() - t0;
+    double t0 = ll_now_s();
+    if (ll_forward(B->m, &b, &o)) ll_die("prefill");
+    double t = ll_now_s() - t0;
     if (sink && sink->used != (size_t)B->m->cfg.n_layers * B->seqs * B->m->cfg.d_model) {
         fprintf(stderr, "ll_bench_cpu: prefill recorded %zu floats, expected %d x %d x %d\n", sink->used,
                 B->m->cfg.n_layers, B->seqs, B->m->cfg.d_model);
@@ -116,7 +116,7 @@ static double run_prefill(bench *B, ll_hooks *h, rec_sink *sink) {
     return t;
 }
 
-static int argmax(const float *x, int n) {
+static int ll_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
@@ -124,23 +124,23 @@ static int argmax(const float *x, int n) {
 }
 
 /* Returns the time of the decode steps; the prompt is run first, untimed. */
-static double run_decode(bench *B, ll_hooks *h, rec_sink *sink) {
+static double ll_run_decode(ll_bench *B, ll_hooks *h, ll_rec_sink *sink) {
     int V = B->m->cfg.vocab_size;
     if (sink) sink->used = 0;
     ll_kv_cache_reset(B->cache, -1);
     int64_t off[2] = {0, B->prompt};
     ll_batch b = {.n_seq = 1, .seq_off = off, .tokens = B->dec_tokens};
     ll_forward_opts o = {.cache = B->cache, .hooks = h, .logits = LL_LOGITS_LAST, .logits_out = B->dec_logits};
-    if (ll_forward(B->m, &b, &o)) die("decode prompt");
-    B->dec_tokens[B->prompt] = argmax(B->dec_logits, V);
-    double t0 = now_s();
+    if (ll_forward(B->m, &b, &o)) ll_die("decode prompt");
+    B->dec_tokens[B->prompt] = ll_argmax(B->dec_logits, V);
+    double t0 = ll_now_s();
     for (int i = 0; i < B->steps; i++) {
         int64_t off1[2] = {0, 1};
         ll_batch b1 = {.n_seq = 1, .seq_off = off1, .tokens = &B->dec_tokens[B->prompt + i]};
-        if (ll_forward(B->m, &b1, &o)) die("decode step");
-        B->dec_tokens[B->prompt + i + 1] = argmax(B->dec_logits, V);
+        if (ll_forward(B->m, &b1, &o)) ll_die("decode step");
+        B->dec_tokens[B->prompt + i + 1] = ll_argmax(B->dec_logits, V);
     }
-    double t = now_s() - t0;
+    double t = ll_now_s() - t0;
     if (sink && sink->used != (size_t)(B->steps + 1) * B->m->cfg.n_layers * B->m->cfg.d_model) {
         fprintf(stderr, "ll_bench_cpu: decode recorded %zu floats, expected %d x %d x %d\n", sink->used,
                 B->steps + 1, B->m->cfg.n_layers, B->m->cfg.d_model);
@@ -149,7 +149,7 @@ static double run_decode(bench *B, ll_hooks *h, rec_sink *sink) {
     return t;
 }
 
-static long parse_int(const char *opt, const char *v, long lo, long hi) {
+static long ll_parse_int(const char *opt, const char *v, long lo, long hi) {
     char *end;
     long n = strtol(v, &end, 10);
     if (*end || n < lo || n > hi) {
@@ -159,7 +159,7 @@ static long parse_int(const char *opt, const char *v, long lo, long hi) {
     return n;
 }
 
-static const char usage[] =
+static const char ll_usage[] =
     "usage: ll_bench_cpu MODEL [--threads N] [--warmup W] [--reps R] [--seqs 8] [--len 256]\n"
     "                    [--prompt 256] [--steps 64] [--json FILE] [--tsv FILE] [--logits FILE]\n";
 
@@ -170,39 +170,39 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
-            fputs(usage, stdout);
+            fputs(ll_usage, stdout);
             return 0;
         } else if (a[0] == '-' && !v) {
-            fprintf(stderr, "ll_bench_cpu: %s needs a value\n%s", a, usage);
+            fprintf(stderr, "ll_bench_cpu: %s needs a value\n%s", a, ll_usage);
             return 2;
-        } else if (!strcmp(a, "--threads")) threads = (int)parse_int(a, argv[++i], 0, 4096);
-        else if (!strcmp(a, "--warmup")) warmup = (int)parse_int(a, argv[++i], 0, 1000);
-        else if (!strcmp(a, "--reps")) reps = (int)parse_int(a, argv[++i], 1, 100000);
-        else if (!strcmp(a, "--seqs")) seqs = (int)parse_int(a, argv[++i], 1, 4096);
-        else if (!strcmp(a, "--len")) len = (int)parse_int(a, argv[++i], 1, 1 << 20);
-        else if (!strcmp(a, "--prompt")) prompt = (int)parse_int(a, argv[++i], 1, 1 << 20);
-        else if (!strcmp(a, "--steps")) steps = (int)parse_int(a, argv[++i], 1, 1 << 20);
+        } else if (!strcmp(a, "--threads")) threads = (int)ll_parse_int(a, argv[++i], 0, 4096);
+        else if (!strcmp(a, "--warmup")) warmup = (int)ll_parse_int(a, argv[++i], 0, 1000);
+        else if (!strcmp(a, "--reps")) reps = (int)ll_parse_int(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--seqs")) seqs = (int)ll_parse_int(a, argv[++i], 1, 4096);
+        else if (!strcmp(a, "--len")) len = (int)ll_parse_int(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--prompt")) prompt = (int)ll_parse_int(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--steps")) steps = (int)ll_parse_int(a, argv[++i], 1, 1 << 20);
         else if (!strcmp(a, "--json")) json_path = argv[++i];
         else if (!strcmp(a, "--tsv")) tsv_path = argv[++i];
         else if (!strcmp(a, "--logits")) logits_path = argv[++i];
         else if (a[0] == '-') {
-            fprintf(stderr, "ll_bench_cpu: unknown option %s\n%s", a, usage);
+            fprintf(stderr, "ll_bench_cpu: unknown option %s\n%s", a, ll_usage);
             return 2;
         } else if (!path) path = a;
         else {
-            fputs(usage, stderr);
+            fputs(ll_usage, stderr);
             return 2;
         }
     }
     if (!path) {
-        fputs(usage, stderr);
+        fputs(ll_usage, stderr);
         return 2;
     }
     ll_set_threads(threads);
     threads = ll_get_threads();
 
-    bench B = {.seqs = seqs, .len = len, .prompt = prompt, .steps = steps};
-    if (ll_model_load(&B.m, path, NULL)) die("loading the model");
+    ll_bench B = {.seqs = seqs, .len = len, .prompt = prompt, .steps = steps};
+    if (ll_model_load(&B.m, path, NULL)) ll_die("loading the model");
     const ll_config *c = &B.m->cfg;
     int V = c->vocab_size, L = c->n_layers, d = c->d_model;
     if (V < 4) {
@@ -223,20 +223,20 @@ int main(int argc, char **argv) {
     }
     for (int s = 0; s <= seqs; s++) B.pf_off[s] = (int64_t)s * len;
     for (int s = 0; s < seqs; s++)
-        for (int i = 0; i < len; i++) B.pf_tokens[(size_t)s * len + i] = token_id(s, i, V);
-    for (int i = 0; i < prompt; i++) B.dec_tokens[i] = token_id(0, i, V);
-    if (ll_kv_cache_new(&B.cache, B.m, 1, prompt + steps + 1)) die("KV cache");
+        for (int i = 0; i < len; i++) B.pf_tokens[(size_t)s * len + i] = ll_token_id(s, i, V);
+    for (int i = 0; i < prompt; i++) B.dec_tokens[i] = ll_token_id(0, i, V);
+    if (ll_kv_cache_new(&B.cache, B.m, 1, prompt + steps + 1)) ll_die("KV cache");
 
     /* hooks: hook_resid_post of every layer, last position of each sequence */
-    rec_sink sink = {0};
+    ll_rec_sink sink = {0};
     size_t rows_max = (size_t)(seqs > steps + 1 ? seqs : steps + 1);
     sink.cap = rows_max * (size_t)L * (size_t)d;
     sink.buf = malloc(sink.cap * sizeof(float));
     ll_hooks *hooks;
-    if (!sink.buf || ll_hooks_new(&hooks, L)) die("hooks");
+    if (!sink.buf || ll_hooks_new(&hooks, L)) ll_die("hooks");
     ll_record rec = {.point = LL_HOOK_RESID_POST, .layer_lo = 0, .layer_hi = L - 1, .pos = LL_POS_LAST,
-                     .fn = rec_fn, .user = &sink};
-    if (ll_hooks_add_record(hooks, &rec)) die("hooks");
+                     .fn = ll_rec_fn, .user = &sink};
+    if (ll_hooks_add_record(hooks, &rec)) ll_die("hooks");
 
     /* work per pass (fp32, multiply-add = 2 flops) */
     int H = c->n_heads, hd = c->head_dim, qw = H * hd, kw = c->n_kv_heads * hd;
@@ -260,19 +260,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ll_bench_cpu: %s, %d threads, %d warm-up + %d reps\n", path, threads, warmup, reps);
     for (int r = 0; r < n; r++) {
         if (r % 2 == 0) {
-            pf[r] = run_prefill(&B, NULL, NULL);
-            pfr[r] = run_prefill(&B, hooks, &sink);
+            pf[r] = ll_run_prefill(&B, NULL, NULL);
+            pfr[r] = ll_run_prefill(&B, hooks, &sink);
         } else {
-            pfr[r] = run_prefill(&B, hooks, &sink);
-            pf[r] = run_prefill(&B, NULL, NULL);
+            pfr[r] = ll_run_prefill(&B, hooks, &sink);
+            pf[r] = ll_run_prefill(&B, NULL, NULL);
         }
         if (r % 2 == 0) {
-            dc[r] = run_decode(&B, NULL, NULL);
+            dc[r] = ll_run_decode(&B, NULL, NULL);
             memcpy(gen, B.dec_tokens + prompt, (size_t)(steps + 1) * sizeof(int32_t));
-            dcr[r] = run_decode(&B, hooks, &sink);
+            dcr[r] = ll_run_decode(&B, hooks, &sink);
         } else {
-            dcr[r] = run_decode(&B, hooks, &sink);
-            dc[r] = run_decode(&B, NULL, NULL);
+            dcr[r] = ll_run_decode(&B, hooks, &sink);
+            dc[r] = ll_run_decode(&B, NULL, NULL);
             memcpy(gen, B.dec_tokens + prompt, (size_t)(steps + 1) * sizeof(int32_t));
         }
         /* recording must not change the generated tokens (both runs are deterministic) */
@@ -291,10 +291,10 @@ int main(int argc, char **argv) {
         dc_tps[i] = steps / dc[warmup + i];
         dcr_tps[i] = steps / dcr[warmup + i];
     }
-    stats s_pf = stats_of(pf + warmup, reps), s_pfr = stats_of(pfr + warmup, reps);
-    stats s_dc = stats_of(dc + warmup, reps), s_dcr = stats_of(dcr + warmup, reps);
-    stats r_pf = stats_of(pf_tps, reps), r_pfr = stats_of(pfr_tps, reps);
-    stats r_dc = stats_of(dc_tps, reps), r_dcr = stats_of(dcr_tps, reps);
+    ll_stats s_pf = ll_stats_of(pf + warmup, reps), s_pfr = ll_stats_of(pfr + warmup, reps);
+    ll_stats s_dc = ll_stats_of(dc + warmup, reps), s_dcr = ll_stats_of(dcr + warmup, reps);
+    ll_stats r_pf = ll_stats_of(pf_tps, reps), r_pfr = ll_stats_of(pfr_tps, reps);
+    ll_stats r_dc = ll_stats_of(dc_tps, reps), r_dcr = ll_stats_of(dcr_tps, reps);
     double ovh_pf = 100.0 * (s_pfr.mean - s_pf.mean) / s_pf.mean;
     double ovh_dc = 100.0 * (s_dcr.mean - s_dc.mean) / s_dc.mean;
     double ms_tok = 1e3 * s_dc.mean / steps, ms_tok_r = 1e3 * s_dcr.mean / steps;
@@ -345,7 +345,7 @@ int main(int argc, char **argv) {
         const char *names[] = {"prefill_s", "prefill_rec_s", "decode_s", "decode_rec_s"};
         const double *sv[] = {pf, pfr, dc, dcr};
         for (int k = 0; k < 4; k++) {
-            stats st = stats_of(sv[k] + warmup, reps);
+            ll_stats st = ll_stats_of(sv[k] + warmup, reps);
             fprintf(f, " \"%s\": {\"mean\": %.6g, \"std\": %.6g, \"min\": %.6g, \"median\": %.6g, \"all\": [", names[k],
                     st.mean, st.std, st.min, st.median);
             for (int i = 0; i < reps; i++) fprintf(f, "%s%.6g", i ? ", " : "", sv[k][warmup + i]);
@@ -373,9 +373,9 @@ int main(int argc, char **argv) {
         fprintf(f, "impl\tcase\tmean_s\tstd_s\tmin_s\tmedian_s\ttok_s\ttok_s_std\n");
         const char *cases[] = {"prefill", "prefill_rec", "decode", "decode_rec"};
         const double *sv[] = {pf, pfr, dc, dcr};
-        const stats *rv[] = {&r_pf, &r_pfr, &r_dc, &r_dcr};
+        const ll_stats *rv[] = {&r_pf, &r_pfr, &r_dc, &r_dcr};
         for (int k = 0; k < 4; k++) {
-            stats st = stats_of(sv[k] + warmup, reps);
+            ll_stats st = ll_stats_of(sv[k] + warmup, reps);
             fprintf(f, "layerlab\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\n", cases[k], st.mean, st.std, st.min,
                     st.median, rv[k]->mean, rv[k]->std);
         }
