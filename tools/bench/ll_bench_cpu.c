@@ -21,6 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "backend/ll_backend.h"
 #include "model/ll_forward.h"
 #include "model/ll_hooks.h"
@@ -49,6 +51,54 @@ typedef struct {
     size_t cap, used; /* floats */
     long calls;
 } ll_rec_sink;
+
+/* ---- the machine's ceilings, measured in the same run ------------------------------ */
+
+/* Best of a few large square sgemm calls through the same OpenBLAS and thread count:
+ * the fp32 rate this machine reaches on the work prefill consists of. */
+static double ll_ceiling_sgemm_gflops(void) {
+    const int n = 1536;
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
+    float *c = malloc((size_t)n * n * sizeof(float));
+    double best = 0;
+    if (a && b && c) {
+        for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.25f;
+        for (int r = 0; r < 4; r++) {
+            double t0 = ll_now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+            double g = 2.0 * n * n * (double)n / (ll_now_s() - t0) * 1e-9;
+            if (r > 0 && g > best) best = g; /* the first call pays for page faults and thread start */
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+/* STREAM-style triad x = y + s * z over arrays far larger than the caches, best of a
+ * few: the memory bandwidth single-token decode (a pass over all weights) is bound by.
+ * Counted as STREAM counts it: two reads and one write per element. */
+static double ll_ceiling_stream_gbs(void) {
+    const size_t n = (size_t)48 << 20; /* 3 x 192 MiB */
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)), *z = malloc(n * sizeof(float));
+    double best = 0;
+    if (x && y && z) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) x[i] = y[i] = z[i] = 1.0f; /* first touch on the threads that use them */
+        for (int r = 0; r < 5; r++) {
+            double t0 = ll_now_s();
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < n; i++) x[i] = y[i] + 0.5f * z[i];
+            double g = 3.0 * n * sizeof(float) / (ll_now_s() - t0) * 1e-9;
+            if (g > best) best = g;
+        }
+    }
+    free(x);
+    free(y);
+    free(z);
+    return best;
+}
 
 static ll_status ll_rec_fn(void *user, const ll_hook_rows *r) {
     ll_rec_sink *s = user;
@@ -320,6 +370,11 @@ int main(int argc, char **argv) {
            pf_mm_flops * 1e-9, pf_attn_flops * 1e-9);
     printf("decode: %d steps after a %d-token prompt, %.1f MB of weights per token\n", steps, prompt,
            dec_weight_bytes * 1e-6);
+    double peak_gflops = ll_ceiling_sgemm_gflops(), peak_gbs = ll_ceiling_stream_gbs();
+    printf("machine ceilings, measured now with %d threads: sgemm %.1f GFLOP/s, STREAM triad %.2f GB/s\n", threads,
+           peak_gflops, peak_gbs);
+    printf("prefill at %.0f%% of the sgemm rate; decode at %.0f%% of the triad bandwidth\n",
+           peak_gflops > 0 ? 100.0 * gflops / peak_gflops : 0.0, peak_gbs > 0 ? 100.0 * gbs / peak_gbs : 0.0);
 
     if (logits_path) {
         FILE *f = fopen(logits_path, "wb");
@@ -358,6 +413,7 @@ int main(int argc, char **argv) {
         fprintf(f, " \"decode_ms_per_token\": %.6g,\n \"decode_rec_ms_per_token\": %.6g,\n", ms_tok, ms_tok_r);
         fprintf(f, " \"prefill_gflop_s\": %.6g,\n \"prefill_rec_gflop_s\": %.6g,\n", gflops, gflops_r);
         fprintf(f, " \"decode_gb_s\": %.6g,\n \"decode_rec_gb_s\": %.6g,\n", gbs, gbs_r);
+        fprintf(f, " \"ceiling_sgemm_gflop_s\": %.6g,\n \"ceiling_stream_gb_s\": %.6g,\n", peak_gflops, peak_gbs);
         fprintf(f, " \"prefill_rec_overhead_pct\": %.6g,\n \"decode_rec_overhead_pct\": %.6g,\n", ovh_pf, ovh_dc);
         fprintf(f, " \"recording_changed_tokens\": %s,\n \"decode_tokens\": [", gen_mismatch ? "true" : "false");
         for (int i = 0; i <= steps; i++) fprintf(f, "%s%d", i ? ", " : "", gen[i]);

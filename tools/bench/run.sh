@@ -49,7 +49,7 @@ BUILD="${BUILD:-build}"
 LIB="$BUILD/liblayerlab.a"
 [ -f "$LIB" ] || make --no-print-directory "$LIB"
 CC_="$(mkvar CC)"
-CFLAGS_="$(mkvar CFLAGS | sed 's/-MMD//; s/-MP//')"
+CFLAGS_="$(mkvar CPPFLAGS) $(mkvar CFLAGS | sed 's/-MMD//; s/-MP//')"
 LDFLAGS_="$(mkvar LDFLAGS)"
 LDLIBS_="$(mkvar LDLIBS)"
 if nm "$LIB" 2>/dev/null | grep -q cudaGetDeviceCount && ! grep -q cudart <<<"$LDLIBS_"; then
@@ -143,6 +143,13 @@ def table(ll, pt):
     r.append(("decode recording overhead", "%+.1f%% (%+.1f%%)" % (L["dc_ovh"], ll["decode_rec_overhead_pct"]),
               "%+.1f%% (%+.1f%%)" % (P["dc_ovh"], pt["decode_rec_overhead_pct"]), "goal < 5%"))
     r.append(("decode GB/s (fp32 weights)", "%.2f" % L["gbs"], "%.2f" % P["gbs"], ratio(L["gbs"], P["gbs"])))
+    # Fractions of what this machine can do, both measured by ll_bench_cpu in the same pass.
+    pk_f, pk_b = ll.get("ceiling_sgemm_gflop_s", 0), ll.get("ceiling_stream_gb_s", 0)
+    if pk_f and pk_b:
+        r.append(("prefill, %% of measured sgemm %.0f GFLOP/s" % pk_f, "%.0f%%" % (100 * L["gflops"] / pk_f),
+                  "%.0f%%" % (100 * P["gflops"] / pk_f), ""))
+        r.append(("decode, %% of measured STREAM triad %.1f GB/s" % pk_b, "%.0f%%" % (100 * L["gbs"] / pk_b),
+                  "%.0f%%" % (100 * P["gbs"] / pk_b), ""))
     goals = (L["pf"] >= P["pf"], L["dc"] >= P["dc"], max(L["pf_ovh"], L["dc_ovh"]) < 5.0)
     return r, goals
 
@@ -210,6 +217,9 @@ md.append("- GFLOP/s: executed fp32 work per prefill pass, %.2f GFLOP = 2 x (blo
           "+ 2 x (LM head) x sequences + attention (QK^T and PV over the causal triangle, %.2f GFLOP); "
           "GB/s: fp32 weight bytes read per decode token (%.1f MB) / time per token"
           % (ll0["prefill_flops"] * 1e-9, ll0["prefill_attn_flops"] * 1e-9, ll0["decode_weight_bytes"] * 1e-6))
+md.append("- ceilings, measured by ll_bench_cpu in the same pass with the same threads: the best of three "
+          "1536^3 sgemm calls through the same OpenBLAS (GFLOP/s), and a STREAM-style triad over 3 x 192 MiB "
+          "(GB/s, two reads + one write per element); the rows '%% of measured ...' divide each side's rate by them")
 md.append("- pass `default`: both as a user runs them. Pass `passive`: both with OMP_WAIT_POLICY=passive, "
           "so that idle OpenMP workers sleep instead of spinning on the cores OpenBLAS's own threads need")
 for p, ll, pt, rows, goals, agree in results:
