@@ -18,13 +18,16 @@ SAN ?=
 CC ?= gcc
 OPT ?= -O2 -g
 CFLAGS += $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(SAN)
-CPPFLAGS += $(shell pkg-config --cflags hdf5 2>/dev/null)
+# Shell look-ups run once here, not on every compile line (:= expands immediately).
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null)
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
+CPPFLAGS += $(HDF5_CFLAGS)
 # OpenBLAS built on OpenMP (Debian's openblas-openmp flavour, found by path so the
 # system-wide libblas choice does not matter): its threads are the same libgomp team as
 # our own parallel loops. With the pthreads flavour the two pools fight for the cores:
 # idle OpenMP workers spin while the BLAS threads need those cores.
-BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null)/openblas-openmp
-BLAS_INC ?= /usr/include/$(shell gcc -print-multiarch 2>/dev/null)/openblas-openmp
+BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 CPPFLAGS += -I$(BLAS_INC)
 LDLIBS += -lcjson -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
