@@ -5,10 +5,10 @@ set -euo pipefail
 want=()
 for what in "${@:-build}"; do
   case "$what" in
-    build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev) ;;
+    build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev) ;;
     bench) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
     fuzz) want+=(clang libclang-rt-14-dev) ;;
-    fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
+    fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip sentencepiece) ;;
     *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures)" >&2; exit 2 ;;
   esac
 done

@@ -6,6 +6,7 @@
 
 #include "core/ll_status.h"
 #include "model/ll_forward.h"
+#include "tokenizer/ll_tokenizer.h"
 
 /* Exit codes: 0 ok, 1 error, 2 usage. */
 #define LL_EXIT_ERR 1
@@ -13,6 +14,8 @@
 
 int ll_cli_info(int argc, char **argv);
 int ll_cli_run(int argc, char **argv);
+int ll_cli_tokenize(int argc, char **argv);
+int ll_cli_generate(int argc, char **argv);
 
 /* Print "layerlab: error: <msg>" and return LL_EXIT_ERR. */
 int ll_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -24,5 +27,8 @@ ll_status ll_cli_parse_ids(const char *s, int32_t **out, int *n);
 /* Common options: --threads N, --tokenizer FILE. Returns 1 when argv[*i] was consumed. */
 int ll_cli_common_opt(int argc, char **argv, int *i, int *status);
 ll_status ll_cli_load(const char *path, ll_model **m);
+/* --tokenizer FILE when given, else the tokenizer next to the model (see ll_tokenizer_for_model). */
+extern const char *ll_cli_tokenizer_path;
+ll_status ll_cli_load_tokenizer(const char *model_path, int vocab_size, ll_tokenizer **t);
 
 #endif

@@ -80,7 +80,21 @@ int ll_cli_common_opt(int argc, char **argv, int *i, int *status) {
         ll_set_threads((int)n);
         return 1;
     }
+    if (!strcmp(argv[*i], "--tokenizer")) {
+        if (*i + 1 >= argc) {
+            *status = ll_cli_fail("--tokenizer needs a file (tokenizer.json, tokenizer.model, .gguf or llama2.c .bin)");
+            return 1;
+        }
+        ll_cli_tokenizer_path = argv[++*i];
+        return 1;
+    }
     return 0;
+}
+
+const char *ll_cli_tokenizer_path;
+
+ll_status ll_cli_load_tokenizer(const char *model_path, int vocab_size, ll_tokenizer **t) {
+    return ll_tokenizer_for_model(t, model_path, ll_cli_tokenizer_path, vocab_size);
 }
 
 ll_status ll_cli_load(const char *path, ll_model **m) {

@@ -11,9 +11,12 @@ static const char usage[] =
     "commands:\n"
     "  info MODEL                  architecture, sizes, hook points and devices\n"
     "  run MODEL --tokens IDS      per position: input id and argmax next-token id\n"
+    "  tokenize MODEL TEXT         token ids of TEXT (--pieces: pieces and byte spans)\n"
+    "  generate MODEL --prompt T   continue a prompt (greedy or sampled)\n"
     "\n"
     "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
-    "llama2.c .bin checkpoint. Common options: --threads N (default: all cores).\n"
+    "llama2.c .bin checkpoint. Common options: --threads N (default: all cores),\n"
+    "--tokenizer FILE (needed for llama2.c checkpoints, e.g. tok512.bin).\n"
     "Run 'layerlab <command> --help' for a command's options.\n";
 
 int main(int argc, char **argv) {
@@ -27,6 +30,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "info")) return ll_cli_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run")) return ll_cli_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tokenize")) return ll_cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "generate")) return ll_cli_generate(argc - 1, argv + 1);
     fprintf(stderr, "layerlab: error: unknown command '%s'\n\n%s", argv[1], usage);
     return LL_EXIT_USAGE;
 }
