@@ -201,6 +201,11 @@ ll_status ll_tok_setup_spm(ll_tokenizer *t, const float *score, bool add_dummy_p
         if (!r.s || !r.s2) return ll_err(LL_ERR_NOMEM, "%s: no memory", t->name);
         LL_TRY(ll_tok_push_norm(t, r));
     }
+    if (remove_extra_ws) {
+        ll_tok_step r = {.kind = LL_TNORM_RSTRIP_STR, .s = ll_dup(space, sl), .slen = sl};
+        if (!r.s) return ll_err(LL_ERR_NOMEM, "%s: no memory", t->name);
+        LL_TRY(ll_tok_push_norm(t, r));
+    }
     t->byte_fallback = true;
     ll_tok_find_byte_tokens(t);
     for (int32_t i = 0; i < t->n_vocab; i++) {
@@ -211,7 +216,8 @@ ll_status ll_tok_setup_spm(ll_tokenizer *t, const float *score, bool add_dummy_p
     LL_TRY(ll_tok_merges_from_scores(t, score));
     /* Control tokens are special added tokens; user-defined pieces always match. */
     for (int32_t i = 0; i < t->n_vocab; i++) {
-        if (t->type[i] == LL_TT_CONTROL && t->tok_len[i])
+        /* <unk> too: Hugging Face's conversion makes it a special added token. */
+        if ((t->type[i] == LL_TT_CONTROL || t->type[i] == LL_TT_UNKNOWN) && t->tok_len[i])
             LL_TRY(ll_tok_add_added(t, i, t->tok[i], t->tok_len[i], true, false, false, false, false));
         else if (t->type[i] == LL_TT_USER && t->tok_len[i])
             LL_TRY(ll_tok_add_added(t, i, t->tok[i], t->tok_len[i], false, false, false, false, false));

@@ -82,7 +82,8 @@ static bool ll_valid_utf8(const char *s, size_t n) {
 static ll_status ll_dec_bytefallback(ll_strs *l) {
     ll_strs o = {0};
     ll_status st = LL_OK;
-    char bytes[256];
+    char *bytes = malloc(l->n + 1); /* a run has at most one byte per token */
+    if (!bytes) return ll_err(LL_ERR_NOMEM, "tokenizer decode: no memory");
     for (size_t i = 0; i < l->n && st == LL_OK;) {
         if (ll_byte_token(&l->v[i]) < 0) {
             st = ll_strs_push(&o, l->v[i].s, l->v[i].n);
@@ -90,7 +91,7 @@ static ll_status ll_dec_bytefallback(ll_strs *l) {
             continue;
         }
         size_t k = 0, j = i;
-        while (j < l->n && k < sizeof bytes && ll_byte_token(&l->v[j]) >= 0) bytes[k++] = (char)ll_byte_token(&l->v[j++]);
+        while (j < l->n && ll_byte_token(&l->v[j]) >= 0) bytes[k++] = (char)ll_byte_token(&l->v[j++]);
         if (ll_valid_utf8(bytes, k)) {
             st = ll_strs_push(&o, bytes, k);
         } else {
@@ -99,6 +100,7 @@ static ll_status ll_dec_bytefallback(ll_strs *l) {
         }
         i = j;
     }
+    free(bytes);
     if (st) {
         ll_strs_free(&o);
         return st;

@@ -36,18 +36,24 @@ static bool ll_word_char_at(const char *s, size_t n, size_t at) {
 }
 
 typedef struct {
-    size_t *next; /* per added token: next occurrence at or after `from`, SIZE_MAX none */
+    size_t *next; /* per added token: next occurrence, SIZE_MAX - 1 = not searched, SIZE_MAX = none */
 } ll_added_scan;
 
-/* Leftmost, then longest added-token match at or after `pos`. */
-static int ll_find_added(const ll_tokenizer *t, const char *s, size_t n, size_t pos, unsigned flags,
+static void ll_scan_reset(const ll_tokenizer *t, ll_added_scan *sc) {
+    for (int k = 0; k < t->n_added; k++) sc->next[k] = SIZE_MAX - 1;
+}
+
+/* Leftmost, then longest match at or after `pos` in s[0..n) among the added tokens
+ * whose `normalized` flag equals `normalized` (Hugging Face matches the others on the
+ * raw text first, these on each normalized section after). */
+static int ll_find_added(const ll_tokenizer *t, const char *s, size_t n, size_t pos, unsigned flags, bool normalized,
                          ll_added_scan *sc, size_t *ms) {
     int best = -1;
     size_t best_at = SIZE_MAX;
     for (int k = 0; k < t->n_added; k++) {
         const ll_added_tok *a = &t->added[k];
+        if (a->normalized != normalized) continue;
         if (a->special && !(flags & LL_TOK_PARSE_SPECIAL)) continue;
-        /* next[k]: SIZE_MAX - 1 = not searched yet, SIZE_MAX = no more occurrences. */
         if (sc->next[k] == SIZE_MAX - 1 || (sc->next[k] != SIZE_MAX && sc->next[k] < pos)) {
             const char *f = pos < n ? memmem(s + pos, n - pos, a->content, a->len) : NULL;
             sc->next[k] = f ? (size_t)(f - s) : SIZE_MAX;
@@ -71,43 +77,79 @@ static int ll_find_added(const ll_tokenizer *t, const char *s, size_t n, size_t 
     return best;
 }
 
-/* Normalize, pre-tokenize and encode one section [s, e) of the sanitized text. */
-static ll_status ll_encode_section(const ll_tokenizer *t, ll_tok_buf *b, size_t s, size_t e, ll_tok_pieces *ps,
-                                   ll_encoding *enc) {
+typedef struct {
+    const ll_tokenizer *t;
+    ll_tok_buf *b;
+    ll_tok_pieces *ps;
+    ll_encoding *enc;
+    ll_added_scan *sc;
+    unsigned flags;
+} ll_enc_ctx;
+
+static ll_status ll_model_section(ll_enc_ctx *c, size_t s, size_t e) {
     if (e <= s) return LL_OK;
-    ll_tok_piece p = {s, e - s};
-    LL_TRY(ll_tok_normalize(t, b, &p));
-    LL_TRY(ll_tok_pretokenize(t, b, p, s == 0, ps));
-    for (size_t i = 0; i < ps->n; i++) LL_TRY(ll_tok_model_encode(t, b, ps->p[i], enc));
+    LL_TRY(ll_tok_pretokenize(c->t, c->b, (ll_tok_piece){s, e - s}, false, c->ps));
+    for (size_t i = 0; i < c->ps->n; i++) LL_TRY(ll_tok_model_encode(c->t, c->b, c->ps->p[i], c->enc));
     return LL_OK;
 }
 
-static ll_status ll_encode_all(const ll_tokenizer *t, const char *text, size_t len, unsigned flags, ll_encoding *enc,
-                               ll_tok_buf *b, ll_tok_pieces *ps, ll_added_scan *sc) {
-    LL_TRY(ll_tok_sanitize(b, text, len, 0));
-    size_t n = b->n; /* normalizers append after the sanitized text */
-    if (flags & LL_TOK_ADD_SPECIAL)
-        for (int k = 0; k < t->n_prefix; k++) LL_TRY(ll_encoding_push(enc, t->prefix[k], 0, 0));
+/* Cut added tokens (of one `normalized` kind) out of b[base, base + n); the gaps go
+ * to `gap`. */
+static ll_status ll_cut_added(ll_enc_ctx *c, size_t base, size_t n, bool normalized,
+                              ll_status (*gap)(ll_enc_ctx *, size_t, size_t)) {
+    const ll_tokenizer *t = c->t;
+    bool want = false;
+    for (int k = 0; k < t->n_added && !want; k++)
+        want = t->added[k].normalized == normalized && (!t->added[k].special || (c->flags & LL_TOK_PARSE_SPECIAL));
+    if (!want) return gap(c, base, base + n);
+    ll_scan_reset(t, c->sc);
     size_t pos = 0;
-    bool want_added = t->n_added && (t->any_added_plain || (flags & LL_TOK_PARSE_SPECIAL));
-    while (want_added && pos < n) {
+    while (pos < n) {
         size_t ms;
-        int k = ll_find_added(t, b->b, n, pos, flags, sc, &ms);
+        /* The arena may move while gaps are encoded: take the pointer afresh. */
+        int k = ll_find_added(t, c->b->b + base, n, pos, c->flags, normalized, c->sc, &ms);
         if (k < 0) break;
         const ll_added_tok *a = &t->added[k];
         size_t me = ms + a->len, cut_s = ms, cut_e = me;
         if (a->lstrip)
-            while (cut_s > pos && ll_is_space_byte(b->b[cut_s - 1])) cut_s--;
+            while (cut_s > pos && ll_is_space_byte(c->b->b[base + cut_s - 1])) cut_s--;
         if (a->rstrip)
-            while (cut_e < n && ll_is_space_byte(b->b[cut_e])) cut_e++;
-        LL_TRY(ll_encode_section(t, b, pos, cut_s, ps, enc));
-        LL_TRY(ll_encoding_push(enc, a->id, b->os[ms], b->oe[me - 1]));
+            while (cut_e < n && ll_is_space_byte(c->b->b[base + cut_e])) cut_e++;
+        LL_TRY(gap(c, base + pos, base + cut_s));
+        int64_t lo = c->b->os[base + ms], hi = c->b->oe[base + me - 1];
+        LL_TRY(ll_encoding_push(c->enc, a->id, lo, hi));
         pos = cut_e;
     }
-    LL_TRY(ll_encode_section(t, b, pos, n, ps, enc));
-    if (flags & LL_TOK_ADD_SPECIAL)
-        for (int k = 0; k < t->n_suffix; k++)
-            LL_TRY(ll_encoding_push(enc, t->suffix[k], (int64_t)len, (int64_t)len));
+    return gap(c, base + pos, base + n);
+}
+
+/* A section between raw-matched added tokens: normalize it, then cut the
+ * normalized added tokens out of the result. */
+static ll_status ll_raw_section(ll_enc_ctx *c, size_t s, size_t e) {
+    if (e <= s) return LL_OK;
+    ll_tok_piece p = {s, e - s};
+    LL_TRY(ll_tok_normalize(c->t, c->b, &p));
+    /* The scan state belongs to the raw pass; the normalized pass gets its own. */
+    size_t stack_next[64];
+    ll_added_scan inner = {.next = c->t->n_added <= 64 ? stack_next : malloc((size_t)c->t->n_added * sizeof(size_t))};
+    if (!inner.next) return ll_err(LL_ERR_NOMEM, "tokenizer encode: no memory");
+    ll_added_scan *outer = c->sc;
+    c->sc = &inner;
+    ll_status st = ll_cut_added(c, p.off, p.len, true, ll_model_section);
+    c->sc = outer;
+    if (inner.next != stack_next) free(inner.next);
+    return st;
+}
+
+static ll_status ll_encode_all(ll_enc_ctx *c, const char *text, size_t len) {
+    LL_TRY(ll_tok_sanitize(c->b, text, len, 0));
+    size_t n = c->b->n; /* normalizers append after the sanitized text */
+    if (c->flags & LL_TOK_ADD_SPECIAL)
+        for (int k = 0; k < c->t->n_prefix; k++) LL_TRY(ll_encoding_push(c->enc, c->t->prefix[k], 0, 0));
+    LL_TRY(ll_cut_added(c, 0, n, false, ll_raw_section));
+    if (c->flags & LL_TOK_ADD_SPECIAL)
+        for (int k = 0; k < c->t->n_suffix; k++)
+            LL_TRY(ll_encoding_push(c->enc, c->t->suffix[k], (int64_t)len, (int64_t)len));
     return LL_OK;
 }
 
@@ -119,8 +161,8 @@ ll_status ll_tokenizer_encode(const ll_tokenizer *t, const char *text, size_t le
     size_t stack_next[64];
     ll_added_scan sc = {.next = t->n_added <= 64 ? stack_next : malloc((size_t)t->n_added * sizeof(size_t))};
     if (!sc.next) return ll_err(LL_ERR_NOMEM, "tokenizer encode: no memory");
-    for (int k = 0; k < t->n_added; k++) sc.next[k] = SIZE_MAX - 1; /* not searched yet */
-    ll_status st = ll_encode_all(t, text, len, flags, enc, &b, &ps, &sc);
+    ll_enc_ctx c = {t, &b, &ps, enc, &sc, flags};
+    ll_status st = ll_encode_all(&c, text ? text : "", len);
     if (st) enc->n = n0;
     if (sc.next != stack_next) free(sc.next);
     ll_tok_buf_free(&b);

@@ -12,6 +12,10 @@
 #include "ll_tok_internal.h"
 
 #define LL_METASPACE "\xE2\x96\x81" /* U+2581, SentencePiece's visible space */
+/* Oniguruma's Unicode \w (what Hugging Face's patterns mean by it): alphabetic,
+ * marks, decimal digits, connector punctuation, join controls (UTS #18). PCRE2 before 10.43 leaves marks out
+ * of \w, which would cut "cafe\u0301" in two. */
+#define LL_WORD "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]"
 
 static const char *ll_jstr(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -168,7 +172,7 @@ static ll_status ll_parse_pre(ll_tokenizer *t, const cJSON *p, bool *byte_level)
         }
         return e;
     }
-    if (!strcmp(type, "Whitespace")) return ll_regex_step(t, "\\w+|[^\\w\\s]+", false, LL_SPLIT_REMOVED, true, "Whitespace");
+    if (!strcmp(type, "Whitespace")) return ll_regex_step(t, LL_WORD "+|[^\\s\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]+", false, LL_SPLIT_REMOVED, true, "Whitespace");
     if (!strcmp(type, "WhitespaceSplit")) return ll_regex_step(t, "\\s+", false, LL_SPLIT_REMOVED, false, "WhitespaceSplit");
     if (!strcmp(type, "Digits"))
         return ll_regex_step(t, "\\p{N}", false, ll_jbool(p, "individual_digits", false) ? LL_SPLIT_ISOLATED : LL_SPLIT_CONTIGUOUS,
@@ -373,8 +377,11 @@ static ll_status ll_parse_model(ll_tokenizer *t, const cJSON *model, const cJSON
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= (1 << 28) || it->valuedouble != (int32_t)it->valuedouble)
             return ll_err(LL_ERR_FORMAT, "%s: model.vocab[\"%.60s\"]: expected a token id, found %s", t->name, it->string,
                           cJSON_IsNumber(it) ? "a number out of range" : "something else");
+        /* cJSON keeps strings NUL-terminated, so a key "\u0000" arrives empty. An empty
+         * token can never be produced, so an empty key is read as the NUL byte. */
         size_t n = strlen(it->string);
         char *tmp = strdup(it->string);
+        if (n == 0) n = 1;
         if (!tmp) return ll_err(LL_ERR_NOMEM, "%s: no memory", t->name);
         size_t fn = ll_model_form(t, tmp, n);
         ll_status st = ll_tok_set(t, (int32_t)it->valuedouble, tmp, fn, LL_TT_NORMAL);
@@ -408,7 +415,7 @@ static ll_status ll_parse_model(ll_tokenizer *t, const cJSON *model, const cJSON
     LL_TRY(ll_strmap_init(&t->vocab, (size_t)t->n_vocab));
     cJSON_ArrayForEach(it, vocab) {
         int32_t id = (int32_t)it->valuedouble;
-        LL_TRY(ll_strmap_put(&t->vocab, t->tok[id], t->tok_len[id], id));
+        if (t->tok_len[id] || !*it->string) LL_TRY(ll_strmap_put(&t->vocab, t->tok[id], t->tok_len[id], id));
     }
     if (t->byte_level)
         for (int c = 0; c < 256; c++) {

@@ -84,7 +84,8 @@ typedef enum {
     LL_TNORM_NFKD,
     LL_TNORM_LOWERCASE,
     LL_TNORM_STRIP,     /* left / right whitespace */
-    LL_TNORM_COLLAPSE_WS, /* SentencePiece remove_extra_whitespaces */
+    LL_TNORM_COLLAPSE_WS, /* SentencePiece remove_extra_whitespaces (on ' ') */
+    LL_TNORM_RSTRIP_STR,  /* drop trailing copies of s (SentencePiece strips escaped spaces at the end) */
 } ll_tnorm_kind;
 
 typedef enum {

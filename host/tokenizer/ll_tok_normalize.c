@@ -179,7 +179,9 @@ static ll_status ll_norm_strip(const ll_tok_step *st, ll_tok_buf *b, ll_tok_piec
 }
 
 /* SentencePiece's remove_extra_whitespaces: drop leading and trailing spaces and
- * squeeze internal runs to one. */
+ * squeeze internal runs to one. SentencePiece then also strips trailing escaped
+ * spaces ("▁") from its output, literal ones from the input included: that is a
+ * separate step after the escaping (LL_TNORM_RSTRIP_STR). */
 static ll_status ll_norm_collapse(ll_tok_buf *b, ll_tok_piece *p) {
     size_t off = p->off, n = p->len, start = b->n;
     size_t i = 0;
@@ -221,6 +223,10 @@ ll_status ll_tok_normalize(const ll_tokenizer *t, ll_tok_buf *b, ll_tok_piece *p
         case LL_TNORM_LOWERCASE: LL_TRY(ll_norm_lower(b, p)); break;
         case LL_TNORM_STRIP: LL_TRY(ll_norm_strip(st, b, p)); break;
         case LL_TNORM_COLLAPSE_WS: LL_TRY(ll_norm_collapse(b, p)); break;
+        case LL_TNORM_RSTRIP_STR:
+            while (st->slen && p->len >= st->slen && !memcmp(b->b + p->off + p->len - st->slen, st->s, st->slen))
+                p->len -= st->slen;
+            break;
         }
     }
     return LL_OK;
