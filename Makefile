@@ -96,6 +96,7 @@ fuzz:
 
 fixtures:
 	@bash tools/fixtures-env.sh
+	@bash tools/fixtures-env.sh --tok
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -5,21 +5,32 @@
 #   bash tools/fixtures-env.sh            # regenerate every fixture
 #   bash tools/fixtures-env.sh --only gpt2
 #   bash tools/fixtures-env.sh --setup-only   # only the environment (used by make bench)
+#   bash tools/fixtures-env.sh --tok          # regenerate test/tokenizer/ (corpus,
+#                                             # tokenizer-only fixtures, expected ids)
+#                                             # with tools/gen_tok_fixtures.py; extra
+#                                             # arguments go to that script
 #
 # torch and numpy come from Debian (python3-torch 1.13.1, python3-numpy 1.24);
 # the Hugging Face packages are pip-installed, pinned, into the git-ignored
 # virtualenv .venv-fixtures (created with --system-site-packages so that it
 # sees Debian's torch).  transformers 4.45.2 is the newest release that still
 # runs on torch 1.13 and it knows Llama-3 "llama3" rope scaling, Mistral and
-# Qwen2.
+# Qwen2.  sentencepiece + protobuf let transformers convert a SentencePiece
+# tokenizer.model into a fast tokenizer (tools/gen_tok_fixtures.py); Debian's
+# `sentencepiece` package provides spm_encode, the reference for the
+# SentencePiece expected ids.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv-fixtures"
 SYS_PY=/usr/bin/python3
 SETUP_ONLY=0
+GEN=tools/gen_fixtures.py
 if [ "${1:-}" = "--setup-only" ]; then
     SETUP_ONLY=1
+    shift
+elif [ "${1:-}" = "--tok" ]; then
+    GEN=tools/gen_tok_fixtures.py
     shift
 fi
 
@@ -33,11 +44,13 @@ PINS=(
     packaging==24.1
     regex==2024.9.11
     tqdm==4.66.5
+    sentencepiece==0.2.0
+    protobuf==4.25.5
 )
 
 # 1. Debian packages, only when missing.
 missing=()
-for pkg in python3 python3-torch python3-numpy python3-venv; do
+for pkg in python3 python3-torch python3-numpy python3-venv sentencepiece; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi
@@ -81,4 +94,4 @@ fi
 # 4. Generate.
 [ "$SETUP_ONLY" = 1 ] && exit 0
 cd "$ROOT"
-exec "$VENV/bin/python" tools/gen_fixtures.py "$@"
+exec "$VENV/bin/python" "$GEN" "$@"

@@ -10,18 +10,20 @@ mkdir -p "$out"
 # Parsers only: no OpenMP or BLAS is needed, so the library sources are compiled without them.
 srcs="host/core/ll_status.c host/core/ll_alloc.c host/core/ll_dtype.c host/io/ll_mmap.c host/io/ll_tensors.c
       host/io/ll_safetensors.c host/model/ll_config.c"
-srcs="$srcs host/io/ll_gguf.c host/io/ll_llama2c.c"
+srcs="$srcs host/io/ll_gguf.c host/io/ll_llama2c.c $(ls host/tokenizer/*.c)"
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -Ihost -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wno-unknown-pragmas"
 status=0
-for t in test/fuzz/fuzz_*.c; do
+for t in ${FUZZ_TARGETS:-test/fuzz/fuzz_*.c}; do
   name=$(basename "$t" .c)
   bin="$out/$name"
-  clang $flags "$t" $srcs -lcjson -lm -o "$bin"
+  clang $flags "$t" $srcs -lcjson -lpcre2-8 -lunistring -lm -lpthread -o "$bin"
   corpus="$out/$name.corpus"
   mkdir -p "$corpus"
   case "$name" in
     fuzz_safetensors) cp test/fixtures/*/expected.safetensors "$corpus/" 2>/dev/null || true
                       for f in test/fixtures/*/model.safetensors; do head -c 4096 "$f" > "$corpus/$(basename "$(dirname "$f")").st"; done ;;
+    fuzz_tokenizer) for f in test/fixtures/*/tokenizer.json test/tokenizer/fixtures/*/tokenizer.json; do
+                      cp "$f" "$corpus/$(basename "$(dirname "$f")").json"; done ;;
     fuzz_config) for f in test/fixtures/*/config.json; do cp "$f" "$corpus/$(basename "$(dirname "$f")").json"; done ;;
     fuzz_gguf) python3 tools/fuzz_gguf_seeds.py "$corpus" >/dev/null ;;
     fuzz_llama2c) python3 - "$corpus" <<'PY'

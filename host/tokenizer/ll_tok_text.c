@@ -24,6 +24,7 @@ ll_status ll_tok_buf_reserve(ll_tok_buf *b, size_t extra) {
 }
 
 ll_status ll_tok_buf_push(ll_tok_buf *b, const char *s, size_t len, int64_t os, int64_t oe) {
+    if (!len) return LL_OK; /* the buffer may not exist yet */
     LL_TRY(ll_tok_buf_reserve(b, len));
     memcpy(b->b + b->n, s, len);
     for (size_t i = 0; i < len; i++) {
@@ -35,6 +36,7 @@ ll_status ll_tok_buf_push(ll_tok_buf *b, const char *s, size_t len, int64_t os, 
 }
 
 ll_status ll_tok_buf_copy(ll_tok_buf *b, size_t from, size_t len) {
+    if (!len) return LL_OK;
     LL_TRY(ll_tok_buf_reserve(b, len));
     memmove(b->b + b->n, b->b + from, len);
     memmove(b->os + b->n, b->os + from, len * sizeof *b->os);
