@@ -3,7 +3,8 @@
 #   make test       build and run the Criterion suites
 #   make demo       run the demo (see README)
 #   make asan       the suites once more under AddressSanitizer + UBSan
-#   make bench      CPU benchmark against PyTorch / Hugging Face transformers
+#   make bench      CPU benchmark against PyTorch / Hugging Face transformers (and tokenizers)
+#   make bench-tok  only the tokenizer benchmark against Hugging Face tokenizers
 #   make fuzz       build and run the libFuzzer targets (FUZZ_SECONDS each)
 #   make fixtures   regenerate test/fixtures with Hugging Face transformers
 # CUDA sources compile whenever nvcc is present; CUDA=0 turns them off.
@@ -50,7 +51,7 @@ LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo bench fuzz fixtures clean check-ci
+.PHONY: all deps test asan demo bench bench-tok fuzz fixtures clean check-ci
 all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab
 
 deps:
@@ -88,6 +89,11 @@ demo: all
 bench: all
 	@bash tools/deps.sh bench
 	@bash tools/bench/run.sh
+	@bash tools/bench/tok.sh
+
+bench-tok: all
+	@bash tools/deps.sh bench
+	@bash tools/bench/tok.sh
 
 FUZZ_SECONDS ?= 60
 fuzz:
