@@ -51,6 +51,7 @@ Test(tokenizer_bad, base_is_valid_and_merges_apply) {
     cr_assert_neq(ll_tokenizer_encode(t, "a<|end|>", 8, 0, &e), LL_OK);
     cr_expect(strstr(ll_last_error(), "not in the vocabulary"), "%s", ll_last_error());
     cr_expect_eq(e.n, 0, "a failed encode leaves the encoding as it was");
+    ll_encoding_free(&e);
     ll_tokenizer_free(t);
     free(j);
 }

@@ -63,6 +63,16 @@ int ll_cli_info(int argc, char **argv) {
     printf("biases          %s\n", c->proj_bias ? "all projections" : c->qkv_bias ? "q/k/v" : "none");
     printf("lm head         %s\n", c->tied_embeddings ? "tied to the token embedding" : "separate");
     printf("bos / eos       %d / %d\n", c->bos_id, c->eos_id);
+    {
+        /* The tokenizer that would be used: not fatal when there is none. */
+        ll_tokenizer *t;
+        if (ll_cli_load_tokenizer(path, c->vocab_size, &t) == LL_OK) {
+            printf("tokenizer       %s%s\n", ll_tokenizer_describe(t), ll_tokenizer_adds_bos(t) ? ", adds BOS" : "");
+            ll_tokenizer_free(t);
+        } else {
+            printf("tokenizer       none (%s)\n", ll_last_error());
+        }
+    }
     size_t np = ll_model_n_params(m);
     printf("parameters      %zu (%.2f M)\n", np, (double)np / 1e6);
     printf("weights         %.1f MiB fp32 used in place from the file, %.1f MiB widened from f16/bf16\n",
