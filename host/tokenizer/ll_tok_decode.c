@@ -144,7 +144,11 @@ static void ll_dec_strip(ll_str *x, const char *c, size_t cl, int left, int righ
     x->s[x->n] = 0;
 }
 
-static ll_status ll_decode_list(const ll_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, ll_strs *l) {
+/* at_start: the ids begin the text. Decoders that only act at the start of the text
+ * (Strip's leading count, Metaspace's first-token space) are skipped for a window that
+ * begins later, so that windows decode to exact pieces of the whole. */
+static ll_status ll_decode_list(const ll_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, bool at_start,
+                                ll_strs *l) {
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= t->n_vocab || !t->tok[id])
@@ -163,12 +167,12 @@ static ll_status ll_decode_list(const ll_tokenizer *t, const int32_t *ids, size_
         case LL_DEC_BYTEFALLBACK: LL_TRY(ll_dec_bytefallback(l)); break;
         case LL_DEC_FUSE: LL_TRY(ll_dec_fuse(l)); break;
         case LL_DEC_STRIP:
-            for (size_t i = 0; i < l->n; i++) ll_dec_strip(&l->v[i], d->s, d->slen, d->left, d->right);
+            for (size_t i = 0; i < l->n; i++) ll_dec_strip(&l->v[i], d->s, d->slen, at_start ? d->left : 0, d->right);
             break;
         case LL_DEC_METASPACE:
             for (size_t i = 0; i < l->n; i++) {
                 LL_TRY(ll_str_replace(&l->v[i], d->s, d->slen, " ", 1));
-                if (i == 0 && d->strip_first) ll_dec_strip(&l->v[i], " ", 1, 1, 0);
+                if (i == 0 && at_start && d->strip_first) ll_dec_strip(&l->v[i], " ", 1, 1, 0);
             }
             break;
         case LL_DEC_WORDPIECE:
@@ -191,12 +195,12 @@ static ll_status ll_decode_list(const ll_tokenizer *t, const int32_t *ids, size_
     return LL_OK;
 }
 
-ll_status ll_tokenizer_decode(const ll_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
-                              size_t *out_len) {
+static ll_status ll_decode(const ll_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, bool at_start,
+                           char **out, size_t *out_len) {
     *out = NULL;
     if (out_len) *out_len = 0;
     ll_strs l = {0};
-    ll_status st = ll_decode_list(t, ids, n, skip_special, &l);
+    ll_status st = ll_decode_list(t, ids, n, skip_special, at_start, &l);
     ll_tok_buf joined = {0}, clean = {0};
     for (size_t i = 0; i < l.n && st == LL_OK; i++) {
         if (t->dec_join_space && i > 0) st = ll_tok_buf_push(&joined, " ", 1, 0, 0);
@@ -218,10 +222,21 @@ ll_status ll_tokenizer_decode(const ll_tokenizer *t, const int32_t *ids, size_t 
     return st;
 }
 
-/* ---- streaming ---- */
+ll_status ll_tokenizer_decode(const ll_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
+                              size_t *out_len) {
+    return ll_decode(t, ids, n, skip_special, true, out, out_len);
+}
+
+/* ---- streaming ----
+ * The window ids[prefix:] is decoded twice per push (without and with the new ids)
+ * and the difference is emitted once it is final. The window only moves after text
+ * came out, so start-of-text rules (Strip, Metaspace) have settled by then. One case
+ * differs from a whole decode: a run of byte tokens whose valid first character was
+ * already emitted and which then turns invalid is repaired per character here ("é" +
+ * U+FFFD), where Hugging Face repairs the whole run (one U+FFFD per byte). */
 
 static ll_status ll_stream_text(ll_detok_stream *s, size_t from, size_t to, char **txt, size_t *n) {
-    return ll_tokenizer_decode(s->t, s->ids + from, to - from, s->skip_special, txt, n);
+    return ll_decode(s->t, s->ids + from, to - from, s->skip_special, from == 0, txt, n);
 }
 
 ll_status ll_detok_stream_init(ll_detok_stream *s, const ll_tokenizer *t, const int32_t *context, size_t n,
