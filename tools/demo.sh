@@ -18,7 +18,7 @@ case "$model" in
   *stories260K*) tokens=${tokens:-1,403,407,261,378} ;;   # BOS + "Once upon a time" in tok512
   *) tokens=${tokens:-1,2,3,4,5} ;;
 esac
-echo "== layerlab demo: the foundation (checkpoint loading, the CPU forward pass, hook points)"
+echo "== layerlab demo: checkpoint loading, the CPU forward pass, tokenizers and generation"
 echo "== model: $model"
 [ -e "$model" ] || { echo "layerlab demo: no model found (looked under $shared/assets and test/fixtures)" >&2; exit 1; }
 echo
@@ -28,11 +28,29 @@ echo
 echo "\$ layerlab run $model --tokens $tokens"
 "$bin" run "$model" --tokens "$tokens"
 echo
+# Text in and out: the tokenizer next to the weights (or tok512.bin for the llama2.c file).
+tokopt=()
+case "$model" in
+  *stories260K.bin) tokopt=(--tokenizer "$(dirname "$model")/tok512.bin") ;;
+esac
+if "$bin" info "$model" "${tokopt[@]}" | grep -q "^tokenizer  *none"; then
+  echo "(no tokenizer next to $model: skipping tokenize and generate)"
+else
+  prompt=${PROMPT:-Once upon a time}
+  echo "\$ layerlab tokenize $model${tokopt[*]:+ ${tokopt[*]}} \"$prompt\" --pieces"
+  "$bin" tokenize "$model" "${tokopt[@]}" "$prompt" --pieces
+  echo
+  echo "\$ layerlab generate $model${tokopt[*]:+ ${tokopt[*]}} --prompt \"$prompt\" --max-new-tokens 100 --temperature 0"
+  "$bin" generate "$model" "${tokopt[@]}" --prompt "$prompt" --max-new-tokens 100 --temperature 0
+  echo
+fi
 case "$model" in
   *stories260K*)
     echo "What ran: one fp32 forward pass of the stories260K Llama (5 layers, dim 64) over"
     echo "BOS + \"Once upon a time\" (ids $tokens). The 'next' column is the greedy next token:"
-    echo "432 at the last position is the first token of the documented continuation." ;;
+    echo "432 at the last position is the first token of the documented continuation."
+    echo "Then the same prompt as text: its tokens with the byte span each came from, and 100"
+    echo "greedy tokens, which reproduce the story documented for this model word for word." ;;
   *)
     echo "What ran: one fp32 forward pass over token ids $tokens; 'next' is the argmax next token." ;;
 esac
