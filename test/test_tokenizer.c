@@ -232,46 +232,26 @@ static ll_tokenizer *ll_load_fixture(const char *dir) {
     return t;
 }
 
-#define LL_FIXTURE_TEST(name, dir, bl)                                                                                 \
+#define LL_FIXTURE_TEST(name, dir, expected, bl)                                                                       \
     Test(tokenizer_hf, name) {                                                                                         \
         ll_tokenizer *t = ll_load_fixture(dir);                                                                        \
-        int n = ll_check(t, "test/tokenizer/expected/" #name ".jsonl", LL_TC_HF, (ll_tc_opts){.byte_level = bl});     \
+        int n = ll_check(t, "test/tokenizer/expected/" expected ".jsonl", LL_TC_HF, (ll_tc_opts){.byte_level = bl});   \
         cr_assert_gt(n, 200);                                                                                          \
         ll_tokenizer_free(t);                                                                                          \
     }
 
 /* Model fixtures (tokenizers trained by the fixture generator, vocab 512). */
-Test(tokenizer_hf, fx_llama_gqa) {
-    ll_tokenizer *t = ll_load_fixture("test/fixtures/llama_gqa");
-    ll_check(t, "test/tokenizer/expected/fx-llama_gqa.jsonl", LL_TC_HF, (ll_tc_opts){0});
-    ll_tokenizer_free(t);
-}
-Test(tokenizer_hf, fx_llama3_rope) {
-    ll_tokenizer *t = ll_load_fixture("test/fixtures/llama3_rope");
-    ll_check(t, "test/tokenizer/expected/fx-llama3_rope.jsonl", LL_TC_HF, (ll_tc_opts){0});
-    ll_tokenizer_free(t);
-}
-Test(tokenizer_hf, fx_mistral) {
-    ll_tokenizer *t = ll_load_fixture("test/fixtures/mistral");
-    ll_check(t, "test/tokenizer/expected/fx-mistral.jsonl", LL_TC_HF, (ll_tc_opts){0});
-    ll_tokenizer_free(t);
-}
-Test(tokenizer_hf, fx_qwen2) {
-    ll_tokenizer *t = ll_load_fixture("test/fixtures/qwen2");
-    ll_check(t, "test/tokenizer/expected/fx-qwen2.jsonl", LL_TC_HF, (ll_tc_opts){0});
-    ll_tokenizer_free(t);
-}
-Test(tokenizer_hf, fx_gpt2) {
-    ll_tokenizer *t = ll_load_fixture("test/fixtures/gpt2");
-    ll_check(t, "test/tokenizer/expected/fx-gpt2.jsonl", LL_TC_HF, (ll_tc_opts){.byte_level = true});
-    ll_tokenizer_free(t);
-}
+LL_FIXTURE_TEST(fx_llama_gqa, "test/fixtures/llama_gqa", "fx-llama_gqa", false)
+LL_FIXTURE_TEST(fx_llama3_rope, "test/fixtures/llama3_rope", "fx-llama3_rope", false)
+LL_FIXTURE_TEST(fx_mistral, "test/fixtures/mistral", "fx-mistral", false)
+LL_FIXTURE_TEST(fx_qwen2, "test/fixtures/qwen2", "fx-qwen2", false)
+LL_FIXTURE_TEST(fx_gpt2, "test/fixtures/gpt2", "fx-gpt2", true)
 
 /* Tokenizer-only fixtures shaped like the real Llama-3 / Qwen2 / WordLevel files. */
-LL_FIXTURE_TEST(llama3, "test/tokenizer/fixtures/llama3", true)
-LL_FIXTURE_TEST(qwen2, "test/tokenizer/fixtures/qwen2", false) /* NFC changes some strings */
-LL_FIXTURE_TEST(wordlevel, "test/tokenizer/fixtures/wordlevel", false)
-LL_FIXTURE_TEST(gpt2_added, "test/tokenizer/fixtures/gpt2_added", false)
+LL_FIXTURE_TEST(llama3, "test/tokenizer/fixtures/llama3", "llama3", true)
+LL_FIXTURE_TEST(qwen2, "test/tokenizer/fixtures/qwen2", "qwen2", false) /* NFC changes some strings */
+LL_FIXTURE_TEST(wordlevel, "test/tokenizer/fixtures/wordlevel", "wordlevel", false)
+LL_FIXTURE_TEST(gpt2_added, "test/tokenizer/fixtures/gpt2_added", "gpt2_added", false)
 
 /* Real tokenizers from ../shared. */
 Test(tokenizer_hf, tiny_gpt2) {

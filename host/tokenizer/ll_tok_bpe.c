@@ -243,5 +243,14 @@ ll_status ll_tok_model_encode(const ll_tokenizer *t, const ll_tok_buf *b, ll_tok
                           (int)(p.len > 60 ? 60 : p.len), b->b + p.off);
         return ll_emit(b, p.off, 0, p.len, id, enc);
     }
-    return ll_bpe(t, b, p, enc);
+    if (!t->ws_split) return ll_bpe(t, b, p, enc);
+    /* Word by word: cut before every run of the space marker that follows a character. */
+    const char *s = b->b + p.off, *m = t->ws_split;
+    size_t ml = t->ws_split_len, start = 0;
+    for (size_t k = 1; k + ml <= p.len; k++) {
+        if (memcmp(s + k, m, ml) || (k >= ml && !memcmp(s + k - ml, m, ml))) continue;
+        LL_TRY(ll_bpe(t, b, (ll_tok_piece){p.off + start, k - start}, enc));
+        start = k;
+    }
+    return ll_bpe(t, b, (ll_tok_piece){p.off + start, p.len - start}, enc);
 }

@@ -80,6 +80,30 @@ ll_status ll_tok_index_vocab(ll_tokenizer *t) {
     return LL_OK;
 }
 
+void ll_tok_detect_ws_split(ll_tokenizer *t) {
+    t->ws_split = NULL;
+    t->ws_split_len = 0;
+    if (t->byte_level || t->model != LL_TOKM_BPE) return;
+    static const char *const cands[] = {"\xE2\x96\x81", " "};
+    for (size_t c = 0; c < 2; c++) {
+        const char *m = cands[c];
+        size_t ml = strlen(m);
+        if (ll_strmap_get(&t->vocab, m, ml) < 0) continue;
+        bool ok = true;
+        for (int32_t i = 0; i < t->n_vocab && ok; i++) {
+            const char *s = t->tok[i];
+            size_t n = t->tok_len[i];
+            for (size_t k = 1; s && k + ml <= n && ok; k++)
+                if (!memcmp(s + k, m, ml) && !(k >= ml && !memcmp(s + k - ml, m, ml))) ok = false;
+        }
+        if (ok) {
+            t->ws_split = m;
+            t->ws_split_len = ml;
+            return;
+        }
+    }
+}
+
 void ll_tok_find_byte_tokens(ll_tokenizer *t) {
     for (int32_t i = 0; i < t->n_vocab; i++) {
         const char *s = t->tok[i];
@@ -214,6 +238,7 @@ ll_status ll_tok_setup_spm(ll_tokenizer *t, const float *score, bool add_dummy_p
     }
     LL_TRY(ll_tok_index_vocab(t));
     LL_TRY(ll_tok_merges_from_scores(t, score));
+    ll_tok_detect_ws_split(t);
     /* Control tokens are special added tokens; user-defined pieces always match. */
     for (int32_t i = 0; i < t->n_vocab; i++) {
         /* <unk> too: Hugging Face's conversion makes it a special added token. */

@@ -430,6 +430,7 @@ static ll_status ll_parse_model(ll_tokenizer *t, const cJSON *model, const cJSON
     }
     if (t->byte_fallback) ll_tok_find_byte_tokens(t);
     if (t->model == LL_TOKM_BPE) LL_TRY(ll_parse_merges(t, merges));
+    ll_tok_detect_ws_split(t);
     return LL_OK;
 }
 

@@ -178,6 +178,11 @@ struct ll_tokenizer {
     int32_t unk_id;
     bool fuse_unk;
     bool ignore_merges;
+    /* Speed only: when no vocabulary entry has this space marker after another
+     * character, no merge can cross the start of a run of it, so BPE runs word by word
+     * (and words hit the cache) with the same result as on the whole piece. */
+    const char *ws_split;
+    size_t ws_split_len;
     char *cont_prefix; /* BPE continuing_subword_prefix / WordPiece style ("##") */
     size_t cont_prefix_len;
 
@@ -211,6 +216,8 @@ ll_status ll_tok_index_vocab(ll_tokenizer *t);
 /* SentencePiece-style merges: every split of a normal piece into two pieces is a merge
  * ranked by the piece's score (higher first); ties keep vocabulary order. */
 ll_status ll_tok_merges_from_scores(ll_tokenizer *t, const float *score);
+/* Decide t->ws_split from the vocabulary (after it is indexed). */
+void ll_tok_detect_ws_split(ll_tokenizer *t);
 /* Byte fallback ids from "<0xXX>" pieces. */
 void ll_tok_find_byte_tokens(ll_tokenizer *t);
 ll_status ll_tok_add_added(ll_tokenizer *t, int32_t id, const char *s, size_t len, bool special, bool lstrip,

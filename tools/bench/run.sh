@@ -40,25 +40,9 @@ mkdir -p "$OUT"
 bash tools/fixtures-env.sh --setup-only
 PY="$ROOT/.venv-fixtures/bin/python"
 
-# 2. The bench program, built like the CLI. The variables come from the Makefile
-#    itself (MAKEFLAGS, and with it CUDA=0 or BUILD=..., is inherited from make).
-# shellcheck disable=SC2016  # $($*) is for make, not the shell
-mkvar() { make -s --no-print-directory --eval='ll-print-%: ; @echo $($*)' "ll-print-$1" 2>/dev/null; }
-BUILD="$(mkvar BUILD)"
-BUILD="${BUILD:-build}"
-LIB="$BUILD/liblayerlab.a"
-[ -f "$LIB" ] || make --no-print-directory "$LIB"
-CC_="$(mkvar CC)"
-CFLAGS_="$(mkvar CPPFLAGS) $(mkvar CFLAGS | sed 's/-MMD//; s/-MP//')"
-LDFLAGS_="$(mkvar LDFLAGS)"
-LDLIBS_="$(mkvar LDLIBS)"
-if nm "$LIB" 2>/dev/null | grep -q cudaGetDeviceCount && ! grep -q cudart <<<"$LDLIBS_"; then
-    LDLIBS_="$LDLIBS_ -L/usr/local/cuda/lib64 -lcudart_static -ldl -lrt"
-fi
-BIN="$BUILD/bench/ll_bench_cpu"
-mkdir -p "$BUILD/bench"
-# shellcheck disable=SC2086  # word splitting of the flag lists is intended
-${CC_:-cc} $CFLAGS_ -Ihost tools/bench/ll_bench_cpu.c "$LIB" $LDFLAGS_ $LDLIBS_ -o "$BIN"
+# 2. The bench program, built like the CLI (tools/bench/build.sh).
+. tools/bench/build.sh
+ll_bench_build tools/bench/ll_bench_cpu.c
 
 # 3. The model (cached).
 "$PY" tools/bench/make_bench_model.py --out "$MODEL"

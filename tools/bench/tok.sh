@@ -14,18 +14,8 @@ OUT=bench-out
 mkdir -p "$OUT"
 bash tools/fixtures-env.sh --setup-only
 PY="$ROOT/.venv-fixtures/bin/python"
-mkvar() { make -s --no-print-directory --eval='ll-print-%: ; @echo $($*)' "ll-print-$1" 2>/dev/null; }
-BUILD="$(mkvar BUILD)"
-BUILD="${BUILD:-build}"
-LIB="$BUILD/liblayerlab.a"
-[ -f "$LIB" ] || make --no-print-directory "$LIB"
-CC_="$(mkvar CC)"
-CFLAGS_="$(mkvar CPPFLAGS) $(mkvar CFLAGS | sed 's/-MMD//; s/-MP//')"
-LDLIBS_="$(mkvar LDLIBS)"
-mkdir -p "$BUILD/bench"
-BIN="$BUILD/bench/ll_bench_tok"
-# shellcheck disable=SC2086
-${CC_:-cc} $CFLAGS_ -Ihost tools/bench/ll_bench_tok.c "$LIB" $(mkvar LDFLAGS) $LDLIBS_ -o "$BIN"
+. tools/bench/build.sh
+ll_bench_build tools/bench/ll_bench_tok.c
 TEXT="$OUT/tok-text-${MB}mb.txt"
 [ -f "$TEXT" ] || "$PY" tools/bench/make_tok_text.py --out "$TEXT" --mb "$MB"
 
