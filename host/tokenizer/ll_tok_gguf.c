@@ -26,7 +26,10 @@ static ll_status ll_gguf_pretok(ll_tokenizer *t, const ll_gguf *g, const char *p
     const char *pat = NULL;
     bool nfc = false;
     if (!strcmp(pre, "default") || !strcmp(pre, "gpt-2") || !strcmp(pre, "gpt2")) pat = NULL;
-    else if (!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama-v3")) pat = ll_tok_pattern("llama3");
+    else if (!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama-v3")) {
+        pat = ll_tok_pattern("llama3");
+        t->ignore_merges = true; /* Llama-3's tokenizer.json sets it; llama.cpp does too */
+    }
     else if (!strcmp(pre, "qwen2")) pat = ll_tok_pattern("qwen2"), nfc = true;
     else
         return ll_err(LL_ERR_UNSUPPORTED,
