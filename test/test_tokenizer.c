@@ -107,6 +107,8 @@ typedef enum { LL_TC_HF, LL_TC_SPM } ll_tc_kind;
 typedef struct {
     bool byte_level; /* lossless: spans tile the input and decode(encode(s)) == s */
     bool skip_collapsible; /* only strings whose whitespace SentencePiece would not squeeze */
+    bool spm_roundtrip;    /* SentencePiece with byte fallback: lossless but for a leading space */
+    bool collapses;        /* the vocabulary squeezes whitespace (remove_extra_whitespaces) */
 } ll_tc_opts;
 
 /* SentencePiece's remove_extra_whitespaces changes strings with leading, trailing or
@@ -126,7 +128,7 @@ static int ll_check(const ll_tokenizer *t, const char *expected, ll_tc_kind kind
     cJSON **v;
     int n = ll_read_jsonl(expected, &v);
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(v[0], "header")), "%s: first line must be the header", expected);
-    int compared = 0, bad = 0;
+    int compared = 0, bad = 0, roundtrips = 0;
     char msg[2048];
     for (int i = 1; i < n; i++) {
         int id = cJSON_GetObjectItem(v[i], "id")->valueint;
@@ -168,6 +170,15 @@ static int ll_check(const ll_tokenizer *t, const char *expected, ll_tc_kind kind
             size_t rl;
             cr_assert_eq(ll_tokenizer_decode(t, e.ids, e.n, false, &rt, &rl), LL_OK);
             cr_expect(rl == s->n && !memcmp(rt, s->bytes, rl), "%s: string %d: decode(encode(s)) != s", expected, id);
+            free(rt);
+        }
+        if (o.spm_roundtrip && s->valid_utf8 && !(s->n && s->bytes[0] == ' ') && !memmem(s->bytes, s->n, "\xE2\x96\x81", 3) &&
+            !(o.collapses && ll_collapsible(s))) {
+            char *rt;
+            size_t rl;
+            cr_assert_eq(ll_tokenizer_decode(t, e.ids, e.n, false, &rt, &rl), LL_OK);
+            cr_expect(rl == s->n && !memcmp(rt, s->bytes, rl), "%s: string %d: decode(encode(s)) = \"%s\" != s", expected, id, rt);
+            roundtrips++;
             free(rt);
         }
         if (kind == LL_TC_HF) {
@@ -222,6 +233,7 @@ static int ll_check(const ll_tokenizer *t, const char *expected, ll_tc_kind kind
         ll_encoding_free(&e);
     }
     ll_free_jsonl(v, n);
+    if (o.spm_roundtrip) cr_assert_gt(roundtrips, 100, "%s: only %d round trips checked", expected, roundtrips);
     cr_assert_eq(bad, 0, "%s: %d of %d strings differ from the reference (first ones logged above)", expected, bad, compared);
     return compared;
 }
@@ -274,24 +286,25 @@ Test(tokenizer_hf, llama2_model_vs_transformers) {
 }
 
 /* SentencePiece vocabularies against Debian's spm_encode. */
-static void ll_spm_case(const char *rel, const char *expected, bool skip_collapsible, int vocab) {
+static void ll_spm_case(const char *rel, const char *expected, bool skip_collapsible, int vocab, bool collapses) {
     char p[4096];
     if (!ll_test_asset(p, sizeof p, rel)) cr_skip_test("../shared/assets/%s not found", rel);
     ll_tokenizer *t;
     cr_assert_eq(ll_tokenizer_for_model(&t, p, strstr(rel, ".bin") ? p : NULL, vocab), LL_OK,
                  "%s", ll_last_error());
-    int n = ll_check(t, expected, LL_TC_SPM, (ll_tc_opts){.skip_collapsible = skip_collapsible});
+    int n = ll_check(t, expected, LL_TC_SPM,
+                     (ll_tc_opts){.skip_collapsible = skip_collapsible, .spm_roundtrip = true, .collapses = collapses});
     cr_assert_gt(n, 100, "%s: only %d strings compared", rel, n);
     ll_tokenizer_free(t);
 }
 
-Test(tokenizer_spm, tok512_model) { ll_spm_case("stories260K/tok512.model", "test/tokenizer/expected/spm-tok512.jsonl", false, 0); }
-Test(tokenizer_spm, tok512_llama2c_bin) { ll_spm_case("stories260K/tok512.bin", "test/tokenizer/expected/spm-tok512.jsonl", true, 512); }
+Test(tokenizer_spm, tok512_model) { ll_spm_case("stories260K/tok512.model", "test/tokenizer/expected/spm-tok512.jsonl", false, 0, true); }
+Test(tokenizer_spm, tok512_llama2c_bin) { ll_spm_case("stories260K/tok512.bin", "test/tokenizer/expected/spm-tok512.jsonl", true, 512, false); }
 Test(tokenizer_spm, stories260k_gguf_vocab) {
-    ll_spm_case("stories260K/tinyllamas-stories-260k-f32.gguf", "test/tokenizer/expected/spm-tok512.jsonl", true, 512);
+    ll_spm_case("stories260K/tinyllamas-stories-260k-f32.gguf", "test/tokenizer/expected/spm-tok512.jsonl", true, 512, false);
 }
-Test(tokenizer_spm, llama2_model) { ll_spm_case("llama2-tokenizer/tokenizer.model", "test/tokenizer/expected/spm-llama2.jsonl", false, 0); }
-Test(tokenizer_spm, llama2_llama2c_bin) { ll_spm_case("llama2-tokenizer/tokenizer.bin", "test/tokenizer/expected/spm-llama2.jsonl", true, 32000); }
+Test(tokenizer_spm, llama2_model) { ll_spm_case("llama2-tokenizer/tokenizer.model", "test/tokenizer/expected/spm-llama2.jsonl", false, 0, false); }
+Test(tokenizer_spm, llama2_llama2c_bin) { ll_spm_case("llama2-tokenizer/tokenizer.bin", "test/tokenizer/expected/spm-llama2.jsonl", true, 32000, false); }
 Test(tokenizer_spm, llama2_gguf_vocab) {
-    ll_spm_case("llama-2-tiny-random-gguf/llama-2-tiny-random.gguf", "test/tokenizer/expected/spm-llama2.jsonl", true, 0);
+    ll_spm_case("llama-2-tiny-random-gguf/llama-2-tiny-random.gguf", "test/tokenizer/expected/spm-llama2.jsonl", true, 0, false);
 }
