@@ -378,12 +378,11 @@ bool ll_tokenizer_adds_bos(const ll_tokenizer *t) {
     return t->n_prefix > 0 && t->bos_id >= 0 && t->prefix[0] == t->bos_id;
 }
 
+/* Special added tokens are typed CONTROL by every loader; <unk> counts as special too
+ * (Hugging Face's skip_special_tokens drops it). */
 bool ll_tokenizer_is_special(const ll_tokenizer *t, int32_t id) {
     if (id < 0 || id >= t->n_vocab) return false;
-    if (t->type[id] == LL_TT_CONTROL) return true;
-    for (int k = 0; k < t->n_added; k++)
-        if (t->added[k].id == id) return t->added[k].special;
-    return false;
+    return t->type[id] == LL_TT_CONTROL || t->type[id] == LL_TT_UNKNOWN;
 }
 
 int32_t ll_tokenizer_token_id(const ll_tokenizer *t, const char *s, size_t len) {

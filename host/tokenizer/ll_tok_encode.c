@@ -88,7 +88,7 @@ typedef struct {
 
 static ll_status ll_model_section(ll_enc_ctx *c, size_t s, size_t e) {
     if (e <= s) return LL_OK;
-    LL_TRY(ll_tok_pretokenize(c->t, c->b, (ll_tok_piece){s, e - s}, false, c->ps));
+    LL_TRY(ll_tok_pretokenize(c->t, c->b, (ll_tok_piece){s, e - s}, c->ps));
     for (size_t i = 0; i < c->ps->n; i++) LL_TRY(ll_tok_model_encode(c->t, c->b, c->ps->p[i], c->enc));
     return LL_OK;
 }

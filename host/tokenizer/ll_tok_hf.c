@@ -415,7 +415,7 @@ static ll_status ll_parse_model(ll_tokenizer *t, const cJSON *model, const cJSON
     LL_TRY(ll_strmap_init(&t->vocab, (size_t)t->n_vocab));
     cJSON_ArrayForEach(it, vocab) {
         int32_t id = (int32_t)it->valuedouble;
-        if (t->tok_len[id] || !*it->string) LL_TRY(ll_strmap_put(&t->vocab, t->tok[id], t->tok_len[id], id));
+        LL_TRY(ll_strmap_put(&t->vocab, t->tok[id], t->tok_len[id], id));
     }
     if (t->byte_level)
         for (int c = 0; c < 256; c++) {

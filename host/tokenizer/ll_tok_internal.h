@@ -246,8 +246,7 @@ bool ll_tok_regex_next(const ll_tok_regex *re, const char *s, size_t n, size_t f
 
 /* Pipeline steps on a piece of the arena. */
 ll_status ll_tok_normalize(const ll_tokenizer *t, ll_tok_buf *b, ll_tok_piece *p);
-ll_status ll_tok_pretokenize(const ll_tokenizer *t, ll_tok_buf *b, ll_tok_piece in, bool at_input_start,
-                             ll_tok_pieces *out);
+ll_status ll_tok_pretokenize(const ll_tokenizer *t, ll_tok_buf *b, ll_tok_piece in, ll_tok_pieces *out);
 /* Model: tokens of one pre-token, with spans, appended to enc. */
 ll_status ll_tok_model_encode(const ll_tokenizer *t, const ll_tok_buf *b, ll_tok_piece p, ll_encoding *enc);
 ll_status ll_encoding_push(ll_encoding *e, int32_t id, int64_t s, int64_t en);

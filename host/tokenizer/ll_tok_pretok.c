@@ -140,9 +140,7 @@ static ll_status ll_pre_step(const ll_tok_step *st, ll_tok_buf *b, ll_tok_piece 
     return LL_OK;
 }
 
-ll_status ll_tok_pretokenize(const ll_tokenizer *t, ll_tok_buf *b, ll_tok_piece in, bool at_input_start,
-                             ll_tok_pieces *out) {
-    (void)at_input_start;
+ll_status ll_tok_pretokenize(const ll_tokenizer *t, ll_tok_buf *b, ll_tok_piece in, ll_tok_pieces *out) {
     out->n = 0;
     if (!in.len) return LL_OK;
     if (t->n_pre == 0) return ll_tok_pieces_push(out, in.off, in.len);
