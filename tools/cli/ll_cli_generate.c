@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "generate/ll_generate.h"
 #include "ll_cli.h"
@@ -17,7 +18,7 @@ static const char usage[] =
     "  --top-p P           nucleus sampling: keep the most likely tokens holding mass P (default 1)\n"
     "  --seed S            random seed for sampling (default: from the clock, printed on stderr)\n"
     "  --ignore-eos        do not stop at EOS (or at BOS, which starts a new document)\n"
-    "stdout gets exactly the prompt followed by the continuation.\n";
+    "stdout gets exactly the prompt followed by the continuation (and a newline on a terminal).\n";
 
 static int ll_print_text(void *user, const char *text, size_t len) {
     (void)user;
@@ -86,7 +87,8 @@ int ll_cli_generate(int argc, char **argv) {
                                .ignore_eos = ignore_eos,
                                .on_text = ll_print_text};
         s = ll_generate(m, t, e.ids, (int)e.n, &go, &g);
-        putchar('\n');
+        /* stdout is exactly the text; a terminal also gets a final newline. */
+        if (isatty(fileno(stdout))) putchar('\n');
         fflush(stdout);
     }
     if (s) {
