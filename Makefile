@@ -37,8 +37,10 @@ ifeq ($(CUDA),1)
   HOST_SRC += $(wildcard host/backend/cuda/*.c)
   CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
   CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1
-  LDLIBS += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
-  NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC
+  # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
+  # on a machine that has the same CUDA major version elsewhere); the runtime statically.
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
+  NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC -Xptxas -warn-spills --resource-usage
 else
   HOST_SRC += host/backend/ll_devices_none.c
   CU_SRC :=

@@ -92,6 +92,34 @@ static ll_status ll_alloc_bufs(const ll_model *m, int64_t T, ll_fwd_bufs *f) {
     return LL_OK;
 }
 
+/* Replace each sequence's pattern in backend memory by a host copy (freed with free()).
+ * All host buffers are allocated before any is swapped in, so on failure every entry is
+ * still backend memory and the caller's cleanup frees it the usual way. */
+static ll_status ll_patterns_to_host(const ll_backend *be, const ll_batch *b, float **pattern, int H,
+                                     const int *n_past) {
+    float **h = calloc((size_t)b->n_seq, sizeof *h);
+    size_t *bytes = calloc((size_t)b->n_seq, sizeof *bytes);
+    ll_status st = (h && bytes) ? LL_OK : ll_err(LL_ERR_NOMEM, "forward: no memory for attention pattern copies");
+    for (int s = 0; !st && s < b->n_seq; s++) {
+        int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
+        bytes[s] = (size_t)H * n_new * (size_t)(n_new + n_past[s]) * sizeof(float);
+        h[s] = malloc(bytes[s] ? bytes[s] : 1);
+        if (!h[s]) st = ll_err(LL_ERR_NOMEM, "forward: no host memory for an attention pattern (%zu bytes)", bytes[s]);
+    }
+    for (int s = 0; h && s < b->n_seq; s++) {
+        if (st) {
+            free(h[s]);
+            continue;
+        }
+        be->to_host(h[s], pattern[s], bytes[s]);
+        be->free(pattern[s]);
+        pattern[s] = h[s];
+    }
+    free(h);
+    free(bytes);
+    return st;
+}
+
 #define LL_HOOK(point, layer, buf, width)                                                                         \
     do {                                                                                                          \
         if (ll_hooks_active(o->hooks, point, layer))                                                              \
@@ -159,8 +187,8 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         be->matmul(f.q, f.xn, &W->wq, W->bq, (int)T, false);
         be->matmul(f.k, f.xn, &W->wk, W->bk, (int)T, false);
         be->matmul(f.v, f.xn, &W->wv, W->bv, (int)T, false);
-        be->rope(f.q, f.pos, (int)T, H, hd, m->rope_inv_freq, c->rope_layout);
-        be->rope(f.k, f.pos, (int)T, Hkv, hd, m->rope_inv_freq, c->rope_layout);
+        be->rope(f.q, f.pos, (int)T, H, hd, m->w.rope_inv_freq, c->rope_layout);
+        be->rope(f.k, f.pos, (int)T, Hkv, hd, m->w.rope_inv_freq, c->rope_layout);
         int kv_stride = kw;
         for (int s = 0; s < b->n_seq; s++) {
             int64_t r0 = b->seq_off[s];
@@ -200,9 +228,13 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
                 kc->len[l * kc->n_slots + (b->slot ? b->slot[s] : s)] += (int)(b->seq_off[s + 1] - b->seq_off[s]);
         if (want_pattern) {
             /* Patterns are handed over in host memory; on the CPU backend they already are. */
+            if (!be->host_memory) {
+                if ((st = ll_patterns_to_host(be, b, pattern, H, n_past))) goto done;
+            }
             st = ll_hooks_emit_pattern(o->hooks, l, b, pattern, H, n_past);
             for (int s = 0; s < b->n_seq; s++) {
-                be->free(pattern[s]);
+                if (be->host_memory) be->free(pattern[s]);
+                else free(pattern[s]);
                 pattern[s] = NULL;
             }
             if (st) goto done;
@@ -271,6 +303,12 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         }
     }
 done:
+    /* Ops report failures at the next sync (a GPU runs them asynchronously); the first
+     * failure wins, and a failure already on the way out is not masked by a later one. */
+    {
+        ll_status sst = be->sync();
+        if (!st) st = sst;
+    }
     if (lg) be->free(lg);
     if (xs) be->free(xs);
     if (pattern)

@@ -19,4 +19,6 @@ void ll_cpu_add(float *y, const float *x, size_t n);
 void ll_cpu_gather_rows(float *dst, const float *src, const int64_t *rows, int n, int width);
 void ll_cpu_scatter_rows(float *dst, const float *src, const int64_t *rows, int n, int width);
 
+void ll_cpu_entropy(ll_entropy_row *out, const float *logits, int R, int V, int k, const int32_t *cands, int n_cand);
+
 #endif

@@ -42,8 +42,13 @@ static void ll_cpu_zero(void *dst, size_t bytes) {
     if (bytes) memset(dst, 0, bytes);
 }
 
+static ll_status ll_cpu_sync(void) { return LL_OK; } /* CPU ops finish before they return */
+
 static const ll_backend ll_cpu_table = {
     .name = "cpu",
+    .host_memory = true,
+    .sync = ll_cpu_sync,
+    .load_matrix = NULL,
     .alloc = ll_cpu_alloc,
     .free = ll_cpu_free,
     .to_host = ll_cpu_memcpy,
@@ -61,6 +66,7 @@ static const ll_backend ll_cpu_table = {
     .add = ll_cpu_add,
     .gather_rows = ll_cpu_gather_rows,
     .scatter_rows = ll_cpu_scatter_rows,
+    .entropy = ll_cpu_entropy,
 };
 
 const ll_backend *ll_backend_cpu(void) { return &ll_cpu_table; }
