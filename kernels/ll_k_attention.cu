@@ -22,11 +22,6 @@
 
 #define LL_ATT_THREADS (LL_ATT_ROWS * 32)
 
-/* First key index a query at key index qi may see. */
-static __device__ __forceinline__ int ll_first_key(int qi, int window) {
-    return (window > 0 && qi - window + 1 > 0) ? qi - window + 1 : 0;
-}
-
 template <int HD>
 static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_attn_params p) {
     /* +1 column: lane j reads row j of Ks, so rows must start in different banks. */
@@ -43,15 +38,11 @@ static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_att
     const bool active = warp < nrows; /* warp-uniform */
     const int r = tl.r0 + warp;
     const int qi = sq.n_past + r; /* this row's own key index */
-    const int lo_r = ll_first_key(qi, p.sliding_window);
+    const int lo_r = ll_k_first_key(qi, p.sliding_window);
     /* Keys any row of the tile sees: block-uniform, so every thread runs the same chunks
      * and reaches the same barriers. */
-    const int kv_lo = ll_first_key(sq.n_past + tl.r0, p.sliding_window);
-    const int kv_hi = sq.n_past + tl.r0 + nrows - 1;
-    const int n_chunks = (kv_hi - kv_lo + LL_ATT_KC) / LL_ATT_KC;
-    const int per = (n_chunks + p.n_split - 1) / p.n_split;
-    const int c_begin = split * per;
-    const int c_end = min(n_chunks, c_begin + per);
+    const ll_k_key_range kr = ll_k_tile_keys(sq.n_past, tl.r0, nrows, p.sliding_window, LL_ATT_KC, p.n_split, split);
+    const int kv_lo = kr.kv_lo, kv_hi = kr.kv_hi, c_begin = kr.c_begin, c_end = kr.c_end;
     const size_t qrow = (size_t)sq.row0 + (size_t)r;
 
     for (int i = lane; i < HD; i += 32) Qs[warp][i] = (active && i < hd) ? p.q[(qrow * H + h) * hd + i] : 0.0f;
@@ -171,7 +162,7 @@ static __global__ void ll_attn_pattern_kernel(ll_k_attn_params p, ll_k_attn_seq 
         const int h = (int)(e / ((size_t)nk * sq.n_new));
         const int qi = sq.n_past + r;
         float out = 0.0f;
-        if (j >= ll_first_key(qi, p.sliding_window) && j <= qi) {
+        if (j >= ll_k_first_key(qi, p.sliding_window) && j <= qi) {
             const size_t qrow = (size_t)sq.row0 + r;
             const int kh = h / (H / p.n_kv_heads);
             const float *q = p.q + (qrow * H + h) * hd;

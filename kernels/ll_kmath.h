@@ -57,6 +57,28 @@ static LL_HD void ll_k_rope_rotate(float *a, float *b, float cs, float sn) {
     *b = y * cs + x * sn;
 }
 
+/* Attention key ranges. A query at key index qi sees keys first_key(qi) .. qi. */
+static LL_HD int ll_k_first_key(int qi, int window) { return (window > 0 && qi - window + 1 > 0) ? qi - window + 1 : 0; }
+
+/* The keys a tile of nrows query rows (rows r0.., n_past cached keys) can see are
+ * kv_lo .. kv_hi; walked in chunks of kc keys, split `split` of n_split takes chunks
+ * [c_begin, c_end) (empty when c_begin >= c_end). Chunk c covers keys kv_lo + c*kc ... */
+typedef struct {
+    int kv_lo, kv_hi, c_begin, c_end;
+} ll_k_key_range;
+
+static LL_HD ll_k_key_range ll_k_tile_keys(int n_past, int r0, int nrows, int window, int kc, int n_split,
+                                           int split) {
+    ll_k_key_range k;
+    k.kv_lo = ll_k_first_key(n_past + r0, window);
+    k.kv_hi = n_past + r0 + nrows - 1;
+    int n_chunks = (k.kv_hi - k.kv_lo + kc) / kc;
+    int per = (n_chunks + n_split - 1) / n_split;
+    k.c_begin = split * per;
+    k.c_end = k.c_begin + per < n_chunks ? k.c_begin + per : n_chunks;
+    return k;
+}
+
 /* Online softmax state for one row: running max m, sum l of exp(s - m). Merging two
  * partial states (from two key ranges) gives the state of their union. An empty state
  * has m = -inf, l = 0. */

@@ -38,6 +38,7 @@ static void ll_lse_entropy(const float *x, const int32_t *idx, int n, float *lse
     double S = 0, Sx = 0;
     for (int j = 0; j < n; j++) {
         int32_t i = idx ? idx[j] : j;
+        if (x[i] == -INFINITY) continue; /* a masked logit: probability 0, and 0 * -inf would be NaN */
         double dx = (double)x[i] - m, e = exp(dx);
         S += e;
         Sx += e * dx;
