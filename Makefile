@@ -46,7 +46,8 @@ else
   CU_SRC :=
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
-TEST_SRC := $(wildcard test/test_*.c) test/ll_test_util.c
+# test/gpu: CUDA-vs-CPU suites; they skip, saying why, without a device.
+TEST_SRC := $(wildcard test/test_*.c test/gpu/test_*.c) test/ll_test_util.c
 
 LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
