@@ -14,7 +14,8 @@
  * buffer and runs cublasGemmEx with bf16 operands, fp32 output and fp32 accumulation.
  *
  * Scratch buffers (bf16 inputs, index lists, attention partials) grow on demand and
- * are kept for the life of the process. */
+ * are kept for the life of the process. Index lists that live on the host (the op
+ * table's contract) reach the device through pinned staging slots (ll_stage_copy). */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -28,6 +29,7 @@
 #include "ll_cuda.h"
 
 #define LL_STREAM ((cudaStream_t)0)
+#define LL_POOL_KEEP ((uint64_t)2 << 30) /* bytes of freed device memory the pool keeps for reuse */
 
 /* ---- state and errors ------------------------------------------------------------ */
 
@@ -99,6 +101,12 @@ static void ll_cuda_init(void) {
         return;
     }
     g.n_sms = prop.multiProcessorCount;
+    cudaMemPool_t pool;
+    if (cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess) {
+        uint64_t keep = LL_POOL_KEEP;
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep); /* a hint: failure is harmless */
+    }
+    cudaGetLastError();
     cublasStatus_t bs = cublasCreate(&g.blas);
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(g.blas, LL_STREAM);
     if (bs != CUBLAS_STATUS_SUCCESS) {
@@ -125,9 +133,15 @@ static ll_status ll_cuda_sync(void) {
 
 /* ---- memory ----------------------------------------------------------------------- */
 
+/* Device memory comes from the stream-ordered allocator (cudaMallocAsync on the one
+ * stream we use): the forward pass allocates and frees its activations on every call,
+ * and a plain cudaFree would wait for the whole device each time, stalling a decode
+ * loop. Freed memory stays in the pool up to LL_POOL_KEEP bytes for the next call; the
+ * rest goes back to the device at the next synchronisation. */
+
 static void *ll_cuda_alloc_named(size_t bytes, const char *what) {
     void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 4);
+    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 4, LL_STREAM);
     if (e == cudaSuccess) return p;
     cudaGetLastError(); /* allocation failures are not sticky: clear it for the next call */
     size_t fr = 0, tot = 0;
@@ -142,7 +156,7 @@ static void *ll_cuda_alloc_named(size_t bytes, const char *what) {
 static void *ll_cuda_alloc(size_t bytes) { return ll_cuda_alloc_named(bytes, "device buffer"); }
 
 static void ll_cuda_free(void *p) {
-    if (p) ll_cu_check(cudaFree(p), "free", "cudaFree");
+    if (p) ll_cu_check(cudaFreeAsync(p, LL_STREAM), "free", "cudaFreeAsync");
 }
 
 static void ll_cuda_to_host(void *dst, const void *src, size_t bytes) {
@@ -162,13 +176,12 @@ static void ll_cuda_zero(void *dst, size_t bytes) {
     if (bytes) ll_cu_check(cudaMemsetAsync(dst, 0, bytes, LL_STREAM), "zero", "cudaMemsetAsync");
 }
 
-/* Grow a scratch buffer to at least `bytes`. Work queued on the old buffer must finish
- * before it is freed, hence the synchronisation (rare: buffers only grow). NULL on failure. */
+/* Grow a scratch buffer to at least `bytes`. The old one is freed stream-ordered, after
+ * the work already queued on it. NULL on failure (recorded). */
 static void *ll_scratch_get(ll_scratch *s, size_t bytes, const char *what) {
     if (s->cap >= bytes && s->p) return s->p;
     if (s->p) {
-        ll_cu_check(cudaDeviceSynchronize(), what, "cudaDeviceSynchronize");
-        cudaFree(s->p);
+        ll_cuda_free(s->p);
         s->p = NULL;
         s->cap = 0;
     }
@@ -182,14 +195,49 @@ static void *ll_scratch_get(ll_scratch *s, size_t bytes, const char *what) {
     return s->p;
 }
 
-/* Host index list -> device scratch. cudaMemcpy from pageable memory returns once the
- * host data has been read, so the caller may reuse its array at once. */
+/* Small host -> device uploads (index lists, attention descriptors) go through a ring
+ * of pinned staging slots, so the copy is truly asynchronous: a copy from pageable
+ * memory would first wait for all queued work, once per call, and leave the GPU idle
+ * while the host prepares the next op. A slot is reused only after the event recorded
+ * behind its last copy has fired. */
+#define LL_STAGE_SLOTS 16
+static struct {
+    void *buf[LL_STAGE_SLOTS];
+    size_t cap[LL_STAGE_SLOTS];
+    cudaEvent_t ev[LL_STAGE_SLOTS];
+    int used[LL_STAGE_SLOTS];
+    int next;
+} ll_stage;
+
+static int ll_stage_copy(void *dst, const void *host, size_t bytes, const char *what) {
+    int i = ll_stage.next;
+    ll_stage.next = (i + 1) % LL_STAGE_SLOTS;
+    if (!ll_stage.ev[i] && ll_cu_check(cudaEventCreateWithFlags(&ll_stage.ev[i], cudaEventDisableTiming), what,
+                                       "cudaEventCreate"))
+        return -1;
+    if (ll_stage.used[i] && ll_cu_check(cudaEventSynchronize(ll_stage.ev[i]), what, "cudaEventSynchronize")) return -1;
+    if (ll_stage.cap[i] < bytes) {
+        if (ll_stage.buf[i]) cudaFreeHost(ll_stage.buf[i]);
+        ll_stage.buf[i] = NULL;
+        ll_stage.cap[i] = 0;
+        size_t want = bytes < 4096 ? 4096 : bytes + bytes / 2;
+        if (ll_cu_check(cudaHostAlloc(&ll_stage.buf[i], want, cudaHostAllocDefault), what, "cudaHostAlloc")) return -1;
+        ll_stage.cap[i] = want;
+    }
+    memcpy(ll_stage.buf[i], host, bytes);
+    if (ll_cu_check(cudaMemcpyAsync(dst, ll_stage.buf[i], bytes, cudaMemcpyHostToDevice, LL_STREAM), what,
+                    "cudaMemcpyAsync"))
+        return -1;
+    if (ll_cu_check(cudaEventRecord(ll_stage.ev[i], LL_STREAM), what, "cudaEventRecord")) return -1;
+    ll_stage.used[i] = 1;
+    return 0;
+}
+
+/* Host list -> device scratch, staged; the caller may reuse its array at once. */
 static const void *ll_upload_list(ll_scratch *s, const void *host, size_t bytes, const char *what) {
     void *d = ll_scratch_get(s, bytes, what);
     if (!d) return NULL;
-    if (ll_cu_check(cudaMemcpyAsync(d, host, bytes, cudaMemcpyHostToDevice, LL_STREAM), what, "cudaMemcpyAsync"))
-        return NULL;
-    return d;
+    return ll_stage_copy(d, host, bytes, what) ? NULL : d;
 }
 
 /* ---- weights ---------------------------------------------------------------------- */
@@ -228,7 +276,7 @@ static ll_status ll_cuda_load_matrix(ll_mat *dst, void **owned, const ll_mat *sr
     cudaError_t e = cudaMemcpy(d, host, n * 2, cudaMemcpyHostToDevice);
     free(host);
     if (e != cudaSuccess) {
-        cudaFree(d);
+        cudaFreeAsync(d, LL_STREAM);
         return ll_err(LL_ERR_DEVICE, "CUDA upload of %s: cudaMemcpy failed: %s", what, cudaGetErrorString(e));
     }
     *dst = (ll_mat){.w = d, .out = src->out, .in = src->in, .ld = src->in, .trans = true, .dtype = LL_BF16};
