@@ -13,7 +13,8 @@ static const char usage[] =
     "  run MODEL --tokens IDS      per position: input id and argmax next-token id\n"
     "\n"
     "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
-    "llama2.c .bin checkpoint. Common options: --threads N (default: all cores).\n"
+    "llama2.c .bin checkpoint. Common options: --threads N (default: all cores),\n"
+    "--device cuda|cpu (default: cuda when a GPU is present, else cpu).\n"
     "Run 'layerlab <command> --help' for a command's options.\n";
 
 int main(int argc, char **argv) {
