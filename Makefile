@@ -46,6 +46,8 @@ else
   CU_SRC :=
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
+# The GPU benchmark needs the CUDA backend: built (so CI compiles it) whenever CUDA is on.
+GPU_BENCH := $(if $(filter 1,$(CUDA)),$(BUILD)/layerlab_bench_gpu)
 # test/gpu: CUDA-vs-CPU suites; they skip, saying why, without a device.
 TEST_SRC := $(wildcard test/test_*.c test/gpu/test_*.c) test/ll_test_util.c
 
@@ -53,8 +55,8 @@ LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo bench fuzz fixtures clean check-ci
-all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab
+.PHONY: all deps test asan demo bench fuzz fixtures clean check-ci gpu-check gpu-pack
+all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab $(GPU_BENCH)
 
 deps:
 	@bash tools/deps.sh build
@@ -74,12 +76,15 @@ $(BUILD)/liblayerlab.a: $(LIB_OBJ)
 $(BUILD)/layerlab: $(TOOL_OBJ) $(BUILD)/liblayerlab.a
 	$(CC) $(LDFLAGS) $(TOOL_OBJ) $(BUILD)/liblayerlab.a $(LDLIBS) -o $@
 
+$(BUILD)/layerlab_bench_gpu: $(BUILD)/tools/bench/ll_bench_gpu.o $(BUILD)/liblayerlab.a
+	$(CC) $(LDFLAGS) $< $(BUILD)/liblayerlab.a $(LDLIBS) -o $@
+
 $(BUILD)/layerlab_tests: $(TEST_OBJ) $(BUILD)/liblayerlab.a
 	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/liblayerlab.a -lcriterion $(LDLIBS) -o $@
 
 # One binary, one Criterion summary. Tests run from the repository root so that
 # test/fixtures and ../shared/assets resolve the same way everywhere.
-test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab
+test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab $(GPU_BENCH)
 	$(BUILD)/layerlab_tests --jobs 2 $(TEST_ARGS)
 
 asan:
@@ -103,4 +108,13 @@ fixtures:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+# make gpu-check: build, then test/gpu and the GPU benchmarks against transformers, with a
+# short table and logs in $OUT (or ./gpu-results). make gpu-pack: the same binaries and the
+# non-CUDA libraries they load, in gpu-pack/, for a GPU machine that cannot build them.
+gpu-check:
+	@bash tools/gpu-check.sh
+
+gpu-pack: all $(BUILD)/layerlab_tests
+	@bash tools/gpu-pack.sh $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/bench/ll_bench_gpu.d
