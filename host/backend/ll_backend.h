@@ -96,6 +96,12 @@ typedef struct ll_backend {
      * is the backend's view and *owned what to release with be->free. NULL on the CPU
      * backend, which uses the loaded weights in place. `what` names the tensor in errors. */
     ll_status (*load_matrix)(ll_mat *dst, void **owned, const ll_mat *src, const char *what);
+    /* Asynchronous copies to the host, so recording overlaps compute. NULL on the CPU.
+     * host_alloc gives page-locked host memory (NULL with the error set); to_host_async
+     * queues a copy behind the work already queued: dst is valid after the next sync(). */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    void (*to_host_async)(void *dst, const void *src, size_t bytes);
     /* ops */
     void (*embed)(float *x, const float *tok_emb, const float *pos_emb, const int32_t *tokens, const int32_t *pos,
                   int T, int d);

@@ -308,6 +308,9 @@ done:
     {
         ll_status sst = be->sync();
         if (!st) st = sst;
+        /* Records queued asynchronously reach their sinks now that the rows have arrived. */
+        ll_status hst = ll_hooks_end_forward(o->hooks, be, st);
+        if (!st) st = hst;
     }
     if (lg) be->free(lg);
     if (xs) be->free(xs);

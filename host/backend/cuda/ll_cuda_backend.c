@@ -167,6 +167,26 @@ static void ll_cuda_from_host(void *dst, const void *src, size_t bytes) {
     if (bytes) ll_cu_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "from_host", "cudaMemcpy");
 }
 
+static void *ll_cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, bytes ? bytes : 4, cudaHostAllocDefault);
+    if (e == cudaSuccess) return p;
+    cudaGetLastError();
+    ll_err(LL_ERR_NOMEM, "CUDA: cannot allocate %zu bytes of page-locked host memory for recording (%s)", bytes,
+           cudaGetErrorString(e));
+    return NULL;
+}
+
+static void ll_cuda_host_free(void *p) {
+    if (p) ll_cu_check(cudaFreeHost(p), "host_free", "cudaFreeHost");
+}
+
+static void ll_cuda_to_host_async(void *dst, const void *src, size_t bytes) {
+    if (bytes)
+        ll_cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, LL_STREAM), "to_host_async",
+                    "cudaMemcpyAsync");
+}
+
 static void ll_cuda_copy(void *dst, const void *src, size_t bytes) {
     if (bytes)
         ll_cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, LL_STREAM), "copy", "cudaMemcpyAsync");
@@ -200,7 +220,7 @@ static void *ll_scratch_get(ll_scratch *s, size_t bytes, const char *what) {
  * memory would first wait for all queued work, once per call, and leave the GPU idle
  * while the host prepares the next op. A slot is reused only after the event recorded
  * behind its last copy has fired. */
-#define LL_STAGE_SLOTS 16
+#define LL_STAGE_SLOTS 64
 static struct {
     void *buf[LL_STAGE_SLOTS];
     size_t cap[LL_STAGE_SLOTS];
@@ -455,6 +475,9 @@ static const ll_backend ll_cuda_table = {
     .zero = ll_cuda_zero,
     .sync = ll_cuda_sync,
     .load_matrix = ll_cuda_load_matrix,
+    .host_alloc = ll_cuda_host_alloc,
+    .host_free = ll_cuda_host_free,
+    .to_host_async = ll_cuda_to_host_async,
     .embed = ll_cuda_embed,
     .matmul = ll_cuda_matmul,
     .rmsnorm = ll_cuda_rmsnorm,
