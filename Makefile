@@ -36,7 +36,7 @@ HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not 
 ifeq ($(CUDA),1)
   HOST_SRC += $(wildcard host/backend/cuda/*.c)
   CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
-  CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1
+  CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1 -DLL_CUDA_MIN_CC=$(patsubst sm_%,%,$(subst a,,$(CUDA_ARCH)))
   # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
   # on a machine that has the same CUDA major version elsewhere); the runtime statically.
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++

@@ -44,6 +44,9 @@ static ll_status ll_check_batch(const ll_model *m, const ll_batch *b, const ll_f
         const ll_kv_cache *kc = o->cache;
         if (kc->n_layers != c->n_layers || kc->kv_width != c->n_kv_heads * c->head_dim)
             return ll_err(LL_ERR_ARG, "forward: KV cache was made for another model");
+        if (kc->be != m->be)
+            return ll_err(LL_ERR_ARG, "forward: the KV cache is in %s memory but the model runs on %s (make the cache "
+                                      "after ll_model_use_backend)", kc->be->name, m->be->name);
         for (int s = 0; s < b->n_seq; s++) {
             int slot = b->slot ? b->slot[s] : s;
             if (slot < 0 || slot >= kc->n_slots)

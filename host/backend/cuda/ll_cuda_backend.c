@@ -29,6 +29,11 @@
 #include "ll_cuda.h"
 
 #define LL_STREAM ((cudaStream_t)0)
+/* Oldest compute capability the kernels were built for (the Makefile's CUDA_ARCH, sm_90
+ * by default: -arch=sm_XY embeds that machine code and PTX newer GPUs can compile). */
+#ifndef LL_CUDA_MIN_CC
+#define LL_CUDA_MIN_CC 90
+#endif
 #define LL_POOL_KEEP ((uint64_t)2 << 30) /* bytes of freed device memory the pool keeps for reuse */
 
 /* ---- state and errors ------------------------------------------------------------ */
@@ -44,6 +49,7 @@ static struct {
     char init_msg[512];
     cublasHandle_t blas;
     int n_sms;
+    bool pools; /* stream-ordered allocation available (else plain cudaMalloc/cudaFree) */
     ll_status st; /* first failure since the last sync */
     char msg[512];
     ll_scratch xb, rows, attn_desc, attn_part, attn_ml, ent_out, ent_cands;
@@ -100,9 +106,20 @@ static void ll_cuda_init(void) {
         g.init_st = LL_ERR_DEVICE;
         return;
     }
+    if (prop.major * 10 + prop.minor < LL_CUDA_MIN_CC) {
+        snprintf(g.init_msg, sizeof g.init_msg,
+                 "CUDA backend: device 0 (%s) is sm_%d%d, this build's kernels are for sm_%d and newer "
+                 "(rebuild with make CUDA_ARCH=sm_%d%d)",
+                 prop.name, prop.major, prop.minor, LL_CUDA_MIN_CC, prop.major, prop.minor);
+        g.init_st = LL_ERR_UNSUPPORTED;
+        return;
+    }
     g.n_sms = prop.multiProcessorCount;
+    int pools = 0;
+    cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, 0);
+    g.pools = pools != 0;
     cudaMemPool_t pool;
-    if (cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess) {
+    if (g.pools && cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess) {
         uint64_t keep = LL_POOL_KEEP;
         cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep); /* a hint: failure is harmless */
     }
@@ -141,7 +158,7 @@ static ll_status ll_cuda_sync(void) {
 
 static void *ll_cuda_alloc_named(size_t bytes, const char *what) {
     void *p = NULL;
-    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 4, LL_STREAM);
+    cudaError_t e = g.pools ? cudaMallocAsync(&p, bytes ? bytes : 4, LL_STREAM) : cudaMalloc(&p, bytes ? bytes : 4);
     if (e == cudaSuccess) return p;
     cudaGetLastError(); /* allocation failures are not sticky: clear it for the next call */
     size_t fr = 0, tot = 0;
@@ -156,7 +173,7 @@ static void *ll_cuda_alloc_named(size_t bytes, const char *what) {
 static void *ll_cuda_alloc(size_t bytes) { return ll_cuda_alloc_named(bytes, "device buffer"); }
 
 static void ll_cuda_free(void *p) {
-    if (p) ll_cu_check(cudaFreeAsync(p, LL_STREAM), "free", "cudaFreeAsync");
+    if (p) ll_cu_check(g.pools ? cudaFreeAsync(p, LL_STREAM) : cudaFree(p), "free", "cudaFree");
 }
 
 static void ll_cuda_to_host(void *dst, const void *src, size_t bytes) {
@@ -296,7 +313,7 @@ static ll_status ll_cuda_load_matrix(ll_mat *dst, void **owned, const ll_mat *sr
     cudaError_t e = cudaMemcpy(d, host, n * 2, cudaMemcpyHostToDevice);
     free(host);
     if (e != cudaSuccess) {
-        cudaFreeAsync(d, LL_STREAM);
+        ll_cuda_free(d);
         return ll_err(LL_ERR_DEVICE, "CUDA upload of %s: cudaMemcpy failed: %s", what, cudaGetErrorString(e));
     }
     *dst = (ll_mat){.w = d, .out = src->out, .in = src->in, .ld = src->in, .trans = true, .dtype = LL_BF16};
