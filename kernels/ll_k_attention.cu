@@ -24,15 +24,18 @@
 
 template <int HD>
 static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_attn_params p) {
-    /* +1 column: lane j reads row j of Ks, so rows must start in different banks. */
-    __shared__ float Ks[LL_ATT_KC][HD + 1];
-    __shared__ float Vs[LL_ATT_KC][HD];
-    __shared__ float Qs[LL_ATT_ROWS][HD];
+    /* Scores read Ks and Qs 16 bytes at a time. Ks rows are padded by 4 floats: lane j
+     * reads row j, and with a stride of HD + 4 floats the 8 lanes of each quarter-warp
+     * (one 16-byte access each) land in 8 different groups of 4 banks. */
+    __shared__ __align__(16) float Ks[LL_ATT_KC][HD + 4];
+    __shared__ __align__(16) float Vs[LL_ATT_KC][HD];
+    __shared__ __align__(16) float Qs[LL_ATT_ROWS][HD];
     const int h = blockIdx.y, split = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const ll_k_attn_tile tl = p.tiles[blockIdx.x];
     const ll_k_attn_seq sq = p.seqs[tl.seq];
     const int hd = p.head_dim, H = p.n_heads;
+    const int hd4 = (hd + 3) & ~3; /* head dims rounded up to whole float4s; the rest is zero */
     const int kh = h / (H / p.n_kv_heads);
     const int nrows = min(LL_ATT_ROWS, sq.n_new - tl.r0);
     const bool active = warp < nrows; /* warp-uniform */
@@ -58,11 +61,11 @@ static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_att
     for (int c = c_begin; c < c_end; c++) {
         const int j0 = kv_lo + c * LL_ATT_KC;
         __syncthreads(); /* the previous chunk is consumed (and Qs is written, first time round) */
-        for (int e = threadIdx.x; e < LL_ATT_KC * hd; e += LL_ATT_THREADS) {
-            int jj = e / hd, i = e - jj * hd;
+        for (int e = threadIdx.x; e < LL_ATT_KC * hd4; e += LL_ATT_THREADS) {
+            int jj = e / hd4, i = e - jj * hd4;
             int j = j0 + jj;
             float kv = 0.0f, vv = 0.0f;
-            if (j <= kv_hi) {
+            if (j <= kv_hi && i < hd) {
                 kv = kb[(size_t)j * p.kv_stride + i];
                 vv = vb[(size_t)j * p.kv_stride + i];
             }
@@ -75,8 +78,18 @@ static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_att
             const bool vis = j >= lo_r && j <= qi;
             float s = -INFINITY;
             if (vis) {
+                /* The same left-to-right fp32 sum over the head dimension as the CPU; the
+                 * zero padding up to hd4 adds exact zeros. */
+                const float4 *q4 = reinterpret_cast<const float4 *>(&Qs[warp][0]);
+                const float4 *k4 = reinterpret_cast<const float4 *>(&Ks[lane][0]);
                 float dot = 0.0f;
-                for (int i = 0; i < hd; i++) dot += Qs[warp][i] * Ks[lane][i];
+                for (int i = 0; i < hd4 / 4; i++) {
+                    const float4 a = q4[i], b = k4[i];
+                    dot += a.x * b.x;
+                    dot += a.y * b.y;
+                    dot += a.z * b.z;
+                    dot += a.w * b.w;
+                }
                 s = dot * p.scale;
             }
             const float cm = ll_warp_max(s); /* same value in every lane */
