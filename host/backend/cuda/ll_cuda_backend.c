@@ -53,7 +53,15 @@ static struct {
     ll_status st; /* first failure since the last sync */
     char msg[512];
     ll_scratch xb, rows, attn_desc, attn_part, attn_ml, ent_out, ent_cands;
+    /* The bf16 copy in xb is of x = xb_src (xb_n floats) and still current while xb_ok:
+     * q, k and v (and gate and up) multiply the same normalised rows, which are then
+     * converted once. Every op that writes device memory clears xb_ok. */
+    const float *xb_src;
+    size_t xb_n;
+    bool xb_ok;
 } g = {.once = PTHREAD_ONCE_INIT};
+
+static inline void ll_xb_stale(void) { g.xb_ok = false; }
 
 static pthread_mutex_t ll_err_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -173,6 +181,7 @@ static void *ll_cuda_alloc_named(size_t bytes, const char *what) {
 static void *ll_cuda_alloc(size_t bytes) { return ll_cuda_alloc_named(bytes, "device buffer"); }
 
 static void ll_cuda_free(void *p) {
+    ll_xb_stale();
     if (p) ll_cu_check(g.pools ? cudaFreeAsync(p, LL_STREAM) : cudaFree(p), "free", "cudaFree");
 }
 
@@ -181,6 +190,7 @@ static void ll_cuda_to_host(void *dst, const void *src, size_t bytes) {
 }
 
 static void ll_cuda_from_host(void *dst, const void *src, size_t bytes) {
+    ll_xb_stale();
     if (bytes) ll_cu_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "from_host", "cudaMemcpy");
 }
 
@@ -205,11 +215,13 @@ static void ll_cuda_to_host_async(void *dst, const void *src, size_t bytes) {
 }
 
 static void ll_cuda_copy(void *dst, const void *src, size_t bytes) {
+    ll_xb_stale();
     if (bytes)
         ll_cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, LL_STREAM), "copy", "cudaMemcpyAsync");
 }
 
 static void ll_cuda_zero(void *dst, size_t bytes) {
+    ll_xb_stale();
     if (bytes) ll_cu_check(cudaMemsetAsync(dst, 0, bytes, LL_STREAM), "zero", "cudaMemsetAsync");
 }
 
@@ -282,6 +294,7 @@ static const void *ll_upload_list(ll_scratch *s, const void *host, size_t bytes,
 /* Host fp32 [out][in] view of src -> bf16 dense [out][in], converted here on the host
  * (the upload is bandwidth-bound either way, and the host copy may not fit the device). */
 static ll_status ll_cuda_load_matrix(ll_mat *dst, void **owned, const ll_mat *src, const char *what) {
+    ll_xb_stale();
     *owned = NULL;
     if (src->dtype != LL_F32 || !src->w)
         return ll_err(LL_ERR_ARG, "CUDA upload of %s: expected host fp32 weights", what);
@@ -327,6 +340,7 @@ static ll_status ll_cuda_load_matrix(ll_mat *dst, void **owned, const ll_mat *sr
 
 static void ll_cuda_embed(float *x, const float *tok_emb, const float *pos_emb, const int32_t *tokens,
                           const int32_t *pos, int T, int d) {
+    ll_xb_stale();
     /* The table is bf16 [vocab][d] here (see ll_backend.h): load_matrix stored it dense. */
     LL_LAUNCH("embed", ll_k_embed(x, (const uint16_t *)tok_emb, d, pos_emb, tokens, pos, T, d, LL_STREAM));
 }
@@ -351,9 +365,19 @@ static void ll_cuda_matmul(float *y, const float *x, const ll_mat *w, const floa
         return;
     }
     size_t n = (size_t)T * (size_t)w->in;
-    uint16_t *xb = ll_scratch_get(&g.xb, n * 2, "matmul bf16 input");
-    if (!xb) return;
-    if (LL_LAUNCH("matmul", ll_k_f32_to_bf16(xb, x, n, LL_STREAM))) return;
+    uint16_t *xb;
+    if (g.xb_ok && g.xb_src == x && g.xb_n == n) {
+        xb = g.xb.p; /* the same rows as the previous matmul, nothing written since */
+    } else {
+        g.xb_ok = false;
+        if (!(xb = ll_scratch_get(&g.xb, n * 2, "matmul bf16 input"))) return;
+        if (LL_LAUNCH("matmul", ll_k_f32_to_bf16(xb, x, n, LL_STREAM))) return;
+        g.xb_src = x;
+        g.xb_n = n;
+        g.xb_ok = true;
+    }
+    /* The product (and a bias seed) writes y: if y overlaps x the copy is stale after. */
+    if ((const float *)y < x + n && x < (const float *)y + (size_t)T * (size_t)w->out) g.xb_ok = false;
     float beta = accumulate ? 1.0f : 0.0f;
     if (bias) {
         /* Seed the output with the bias so the GEMM adds the product to it (beta = 1). */
@@ -364,33 +388,45 @@ static void ll_cuda_matmul(float *y, const float *x, const ll_mat *w, const floa
 }
 
 static void ll_cuda_rmsnorm(float *y, const float *x, const float *w, int T, int d, float eps) {
+    ll_xb_stale();
     LL_LAUNCH("rmsnorm", ll_k_rmsnorm(y, x, w, T, d, eps, LL_STREAM));
 }
 
 static void ll_cuda_layernorm(float *y, const float *x, const float *w, const float *b, int T, int d, float eps) {
+    ll_xb_stale();
     LL_LAUNCH("layernorm", ll_k_layernorm(y, x, w, b, T, d, eps, LL_STREAM));
 }
 
 static void ll_cuda_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
                          ll_rope_layout layout) {
+    ll_xb_stale();
     LL_LAUNCH("rope", ll_k_rope(x, pos, T, n_heads, head_dim, inv_freq, (int)layout, LL_STREAM));
 }
 
 static void ll_cuda_swiglu(float *out, const float *gate, const float *up, size_t n) {
+    ll_xb_stale();
     LL_LAUNCH("swiglu", ll_k_swiglu(out, gate, up, n, LL_STREAM));
 }
 
-static void ll_cuda_gelu_new(float *x, size_t n) { LL_LAUNCH("gelu_new", ll_k_gelu_new(x, n, LL_STREAM)); }
+static void ll_cuda_gelu_new(float *x, size_t n) {
+    ll_xb_stale();
+    LL_LAUNCH("gelu_new", ll_k_gelu_new(x, n, LL_STREAM));
+}
 
-static void ll_cuda_add(float *y, const float *x, size_t n) { LL_LAUNCH("add", ll_k_add(y, x, n, LL_STREAM)); }
+static void ll_cuda_add(float *y, const float *x, size_t n) {
+    ll_xb_stale();
+    LL_LAUNCH("add", ll_k_add(y, x, n, LL_STREAM));
+}
 
 static void ll_cuda_gather_rows(float *dst, const float *src, const int64_t *rows, int n, int width) {
+    ll_xb_stale();
     if (n <= 0) return;
     const int64_t *dr = ll_upload_list(&g.rows, rows, (size_t)n * sizeof *rows, "gather_rows index list");
     if (dr) LL_LAUNCH("gather_rows", ll_k_gather_rows(dst, src, dr, n, width, LL_STREAM));
 }
 
 static void ll_cuda_scatter_rows(float *dst, const float *src, const int64_t *rows, int n, int width) {
+    ll_xb_stale();
     if (n <= 0) return;
     const int64_t *dr = ll_upload_list(&g.rows, rows, (size_t)n * sizeof *rows, "scatter_rows index list");
     if (dr) LL_LAUNCH("scatter_rows", ll_k_scatter_rows(dst, src, dr, n, width, LL_STREAM));
@@ -409,6 +445,7 @@ int ll_cuda_attn_splits(int blocks, int max_keys, int n_sms) {
 }
 
 static void ll_cuda_attention(const ll_attn_args *a) {
+    ll_xb_stale();
     if (a->T <= 0) return;
     if (a->head_dim > LL_ATT_MAX_HD || a->head_dim <= 0 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) {
         ll_cu_fail(LL_ERR_UNSUPPORTED, "CUDA attention: head_dim %d with %d/%d heads is not supported (head_dim <= %d)",
