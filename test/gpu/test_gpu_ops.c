@@ -414,3 +414,51 @@ Test(gpu_ops, fused_entropy_against_cpu) {
         free(got);
     }
 }
+
+/* The matmul converts its input rows to bf16 once for consecutive products over the same
+ * rows; a write to those rows in between (any op) must be seen by the next product. */
+Test(gpu_ops, matmul_sees_writes_between_products_over_the_same_rows) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    int T = 5, I = 64, O = 48;
+    float *w = ll_gt_rand((size_t)O * I, 0.1f, 91), *x = ll_gt_rand((size_t)T * I, 1.0f, 92);
+    float *x2 = ll_gt_rand((size_t)T * I, 1.0f, 93);
+    ll_gt_round_bf16(w, (size_t)O * I);
+    ll_gt_round_bf16(x, (size_t)T * I);
+    ll_gt_round_bf16(x2, (size_t)T * I);
+    ll_mat m = {.w = w, .out = O, .in = I, .ld = I, .trans = true}, dm;
+    void *owned;
+    cr_assert_eq(be->load_matrix(&dm, &owned, &m, "test matrix"), LL_OK, "%s", ll_last_error());
+    float *dx = ll_gt_up(be, x, (size_t)T * I), *dy = ll_gt_poisoned(be, (size_t)T * O);
+    float *ref = malloc((size_t)T * O * 4), *ref2 = malloc((size_t)T * O * 4);
+    ll_cpu_matmul(ref, x, &m, NULL, T, false);
+    ll_cpu_matmul(ref2, x2, &m, NULL, T, false);
+    be->matmul(dy, dx, &dm, NULL, T, false);
+    be->matmul(dy, dx, &dm, NULL, T, false); /* reuses the converted rows */
+    float *got = ll_gt_down(be, dy, (size_t)T * O);
+    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-9, "second product over the same rows");
+    free(got);
+    be->from_host(dx, x2, (size_t)T * I * 4); /* new rows at the same address */
+    be->matmul(dy, dx, &dm, NULL, T, false);
+    got = ll_gt_down(be, dy, (size_t)T * O);
+    LL_EXPECT_NMSE(got, ref2, (size_t)T * O, 1e-9, "product after the rows were overwritten");
+    free(got);
+    float *dz = ll_gt_up(be, x, (size_t)T * I);
+    be->add(dx, dz, (size_t)T * I); /* rows = x2 + x, written by a kernel */
+    for (size_t i = 0; i < (size_t)T * I; i++) x2[i] += x[i];
+    ll_gt_round_bf16(x2, (size_t)T * I);
+    ll_cpu_matmul(ref2, x2, &m, NULL, T, false);
+    be->matmul(dy, dx, &dm, NULL, T, false);
+    got = ll_gt_down(be, dy, (size_t)T * O);
+    LL_EXPECT_NMSE(got, ref2, (size_t)T * O, 1e-9, "product after a kernel wrote the rows");
+    free(got);
+    be->free(owned);
+    be->free(dx);
+    be->free(dy);
+    be->free(dz);
+    free(w);
+    free(x);
+    free(x2);
+    free(ref);
+    free(ref2);
+}
