@@ -85,7 +85,8 @@ static void ll_gpu_model_check(const ll_backend *be, const char *path) {
     }
     /* row 6 is the last row of sequence 0 in the full batch */
     double ed = ll_gt_nmse(step, lg + (size_t)6 * V, (size_t)V);
-    cr_expect(ed <= 1e-6, "%s: cached decode vs full forward on the GPU: nmse %.3g", path, ed);
+    /* 1e-5: a last-bit difference between GEMM shapes can flip one bf16 rounding of an input */
+    cr_expect(ed <= 1e-5, "%s: cached decode vs full forward on the GPU: nmse %.3g", path, ed);
     ll_kv_cache_free(kc);
 
     free(step);
