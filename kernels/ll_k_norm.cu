@@ -48,6 +48,45 @@ static __global__ void __launch_bounds__(LL_NORM_THREADS) ll_layernorm_kernel(fl
     for (int i = threadIdx.x; i < d; i += blockDim.x) yr[i] = (xr[i] - m) * r * w[i] + (b ? b[i] : 0.0f);
 }
 
+/* The residual add fused with the norm that follows it. Each thread adds, stores and
+ * accumulates the same elements it later normalises (the same stride), so its own
+ * stores are visible to it without a barrier; the block sums have theirs. The add and
+ * the statistics are the same operations in the same order as ll_add_kernel followed by
+ * the norm kernels above, so the results are identical to the unfused pair. */
+static __global__ void __launch_bounds__(LL_NORM_THREADS) ll_add_norm_kernel(float *x, float *y, const float *o,
+                                                                             const float *w, const float *b,
+                                                                             int layer, int d, float eps) {
+    __shared__ double sh[32];
+    float *xr = x + (size_t)blockIdx.x * d;
+    const float *orow = o + (size_t)blockIdx.x * d;
+    float *yr = y + (size_t)blockIdx.x * d;
+    double s = 0;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        float v = xr[i] + orow[i];
+        xr[i] = v;
+        s += layer ? (double)v : (double)v * v;
+    }
+    s = ll_block_sum_d(s, sh);
+    if (!layer) {
+        float r = 1.0f / sqrtf((float)(s / d) + eps);
+        for (int i = threadIdx.x; i < d; i += blockDim.x) yr[i] = w[i] * (xr[i] * r);
+        return;
+    }
+    double mean = s / d, v = 0;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) v += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+    v = ll_block_sum_d(v, sh);
+    float r = (float)(1.0 / sqrt(v / d + eps));
+    float m = (float)mean;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) yr[i] = (xr[i] - m) * r * w[i] + (b ? b[i] : 0.0f);
+}
+
+extern "C" cudaError_t ll_k_add_norm(float *x, float *y, const float *o, const float *w, const float *b, int layer,
+                                     int T, int d, float eps, cudaStream_t s) {
+    if (T <= 0 || d <= 0) return cudaSuccess;
+    ll_add_norm_kernel<<<(unsigned)T, LL_NORM_THREADS, 0, s>>>(x, y, o, w, b, layer, d, eps);
+    return cudaGetLastError();
+}
+
 extern "C" cudaError_t ll_k_rmsnorm(float *y, const float *x, const float *w, int T, int d, float eps,
                                     cudaStream_t s) {
     if (T <= 0 || d <= 0) return cudaSuccess;

@@ -38,6 +38,10 @@ cudaError_t ll_k_rmsnorm(float *y, const float *x, const float *w, int T, int d,
 cudaError_t ll_k_layernorm(float *y, const float *x, const float *w, const float *b, int T, int d, float eps,
                            cudaStream_t s);
 
+/* x += o, then y = RMSNorm (layer = 0) or LayerNorm (layer = 1) of x: one pass fewer over x. */
+cudaError_t ll_k_add_norm(float *x, float *y, const float *o, const float *w, const float *b, int layer, int T, int d,
+                          float eps, cudaStream_t s);
+
 /* kernels/ll_k_rope.cu: in place on [T][n_heads][head_dim]; layout is an ll_rope_layout. */
 cudaError_t ll_k_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
                       int layout, cudaStream_t s);

@@ -109,6 +109,10 @@ typedef struct ll_backend {
     void (*matmul)(float *y, const float *x, const ll_mat *w, const float *bias, int T, bool accumulate);
     void (*rmsnorm)(float *y, const float *x, const float *w, int T, int d, float eps);
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int T, int d, float eps);
+    /* The residual add fused with the next norm: x += o, then y = norm(x) with w (and b for
+     * LayerNorm; b NULL and layer false for RMSNorm). Same results as add then norm. */
+    void (*add_norm)(float *x, float *y, const float *o, const float *w, const float *b, bool layer, int T, int d,
+                     float eps);
     /* In-place rotation of [T][n_heads][head_dim] at positions pos[T]. inv_freq has head_dim/2 entries. */
     void (*rope)(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
                  ll_rope_layout layout);

@@ -182,11 +182,20 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
     }
     float scale = 1.0f / sqrtf((float)hd);
 
+    /* A residual add and the norm right after it run as one op (add_norm) when no hook
+     * site between them is in use: one pass over the residual instead of two on the GPU,
+     * and exactly add-then-norm on the CPU. xn_ready: the previous block already wrote
+     * this block's normalised input. */
+    bool fuse = be->add_norm != NULL, xn_ready = false;
+    bool layer_norm = c->norm == LL_NORM_LAYER;
     for (int l = start; l < stop; l++) {
         const ll_layer_weights *W = &m->w.layers[l];
         LL_HOOK(LL_HOOK_RESID_PRE, l, f.x, d);
-        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->attn_norm_w, (int)T, d, c->norm_eps);
-        else be->layernorm(f.xn, f.x, W->attn_norm_w, W->attn_norm_b, (int)T, d, c->norm_eps);
+        if (!xn_ready) {
+            if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->attn_norm_w, (int)T, d, c->norm_eps);
+            else be->layernorm(f.xn, f.x, W->attn_norm_w, W->attn_norm_b, (int)T, d, c->norm_eps);
+        }
+        xn_ready = false;
         be->matmul(f.q, f.xn, &W->wq, W->bq, (int)T, false);
         be->matmul(f.k, f.xn, &W->wk, W->bk, (int)T, false);
         be->matmul(f.v, f.xn, &W->wv, W->bv, (int)T, false);
@@ -245,10 +254,14 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         LL_HOOK(LL_HOOK_ATTN_Z, l, f.z, qw);
         be->matmul(f.o, f.z, &W->wo, W->bo, (int)T, false);
         LL_HOOK(LL_HOOK_ATTN_OUT, l, f.o, d);
-        be->add(f.x, f.o, (size_t)T * d);
-        LL_HOOK(LL_HOOK_RESID_MID, l, f.x, d);
-        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->mlp_norm_w, (int)T, d, c->norm_eps);
-        else be->layernorm(f.xn, f.x, W->mlp_norm_w, W->mlp_norm_b, (int)T, d, c->norm_eps);
+        if (fuse && !ll_hooks_active(o->hooks, LL_HOOK_RESID_MID, l)) {
+            be->add_norm(f.x, f.xn, f.o, W->mlp_norm_w, W->mlp_norm_b, layer_norm, (int)T, d, c->norm_eps);
+        } else {
+            be->add(f.x, f.o, (size_t)T * d);
+            LL_HOOK(LL_HOOK_RESID_MID, l, f.x, d);
+            if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->mlp_norm_w, (int)T, d, c->norm_eps);
+            else be->layernorm(f.xn, f.x, W->mlp_norm_w, W->mlp_norm_b, (int)T, d, c->norm_eps);
+        }
         if (c->mlp == LL_MLP_SWIGLU) {
             be->matmul(f.h1, f.xn, &W->w_gate, NULL, (int)T, false);
             be->matmul(f.h2, f.xn, &W->w_up, NULL, (int)T, false);
@@ -259,8 +272,15 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         }
         be->matmul(f.o, f.h1, &W->w_down, W->b_down, (int)T, false);
         LL_HOOK(LL_HOOK_MLP_OUT, l, f.o, d);
-        be->add(f.x, f.o, (size_t)T * d);
-        LL_HOOK(LL_HOOK_RESID_POST, l, f.x, d);
+        if (fuse && l + 1 < stop && !ll_hooks_active(o->hooks, LL_HOOK_RESID_POST, l) &&
+            !ll_hooks_active(o->hooks, LL_HOOK_RESID_PRE, l + 1)) {
+            const ll_layer_weights *Wn = &m->w.layers[l + 1];
+            be->add_norm(f.x, f.xn, f.o, Wn->attn_norm_w, Wn->attn_norm_b, layer_norm, (int)T, d, c->norm_eps);
+            xn_ready = true;
+        } else {
+            be->add(f.x, f.o, (size_t)T * d);
+            LL_HOOK(LL_HOOK_RESID_POST, l, f.x, d);
+        }
     }
     if (o->resid_out) be->to_host(o->resid_out, f.x, (size_t)T * d * sizeof(float));
 

@@ -462,3 +462,36 @@ Test(gpu_ops, matmul_sees_writes_between_products_over_the_same_rows) {
     free(ref);
     free(ref2);
 }
+
+Test(gpu_ops, add_norm_fused_equals_add_then_norm) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    struct { int T, d; } cases[] = {{1, 64}, {9, 100}, {300, 4096}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int layer = 0; layer < 2; layer++) {
+            int T = cases[c].T, d = cases[c].d;
+            size_t n = (size_t)T * d;
+            float *x = ll_gt_rand(n, 2.0f, 101 + c), *o = ll_gt_rand(n, 1.0f, 102 + c);
+            float *w = ll_gt_rand((size_t)d, 1.0f, 103 + c), *b = ll_gt_rand((size_t)d, 0.2f, 104 + c);
+            float *ry = malloc(n * 4);
+            float *dx = ll_gt_up(be, x, n), *dox = ll_gt_up(be, o, n), *dw = ll_gt_up(be, w, (size_t)d),
+                  *db = ll_gt_up(be, b, (size_t)d), *dy = ll_gt_poisoned(be, n);
+            ll_cpu_add_norm(x, ry, o, w, layer ? b : NULL, layer, T, d, 1e-5f);
+            be->add_norm(dx, dy, dox, dw, layer ? db : NULL, layer, T, d, 1e-5f);
+            float *gx = ll_gt_down(be, dx, n), *gy = ll_gt_down(be, dy, n);
+            LL_EXPECT_NMSE(gx, x, n, 0.0, "add_norm residual, layer %d T %d d %d", layer, T, d);
+            LL_EXPECT_NMSE(gy, ry, n, 1e-10, "add_norm output, layer %d T %d d %d", layer, T, d);
+            be->free(dx);
+            be->free(dox);
+            be->free(dw);
+            be->free(db);
+            be->free(dy);
+            free(x);
+            free(o);
+            free(w);
+            free(b);
+            free(ry);
+            free(gx);
+            free(gy);
+        }
+}

@@ -10,6 +10,8 @@ void ll_cpu_embed(float *x, const float *tok_emb, const float *pos_emb, const in
 void ll_cpu_matmul(float *y, const float *x, const ll_mat *w, const float *bias, int T, bool accumulate);
 void ll_cpu_rmsnorm(float *y, const float *x, const float *w, int T, int d, float eps);
 void ll_cpu_layernorm(float *y, const float *x, const float *w, const float *b, int T, int d, float eps);
+void ll_cpu_add_norm(float *x, float *y, const float *o, const float *w, const float *b, bool layer, int T, int d,
+                     float eps);
 void ll_cpu_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
                  ll_rope_layout layout);
 void ll_cpu_attention(const ll_attn_args *a);

@@ -59,6 +59,7 @@ static const ll_backend ll_cpu_table = {
     .matmul = ll_cpu_matmul,
     .rmsnorm = ll_cpu_rmsnorm,
     .layernorm = ll_cpu_layernorm,
+    .add_norm = ll_cpu_add_norm,
     .rope = ll_cpu_rope,
     .attention = ll_cpu_attention,
     .swiglu = ll_cpu_swiglu,

@@ -397,6 +397,12 @@ static void ll_cuda_layernorm(float *y, const float *x, const float *w, const fl
     LL_LAUNCH("layernorm", ll_k_layernorm(y, x, w, b, T, d, eps, LL_STREAM));
 }
 
+static void ll_cuda_add_norm(float *x, float *y, const float *o, const float *w, const float *b, bool layer, int T,
+                             int d, float eps) {
+    ll_xb_stale();
+    LL_LAUNCH("add_norm", ll_k_add_norm(x, y, o, w, b, layer ? 1 : 0, T, d, eps, LL_STREAM));
+}
+
 static void ll_cuda_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
                          ll_rope_layout layout) {
     ll_xb_stale();
@@ -536,6 +542,7 @@ static const ll_backend ll_cuda_table = {
     .matmul = ll_cuda_matmul,
     .rmsnorm = ll_cuda_rmsnorm,
     .layernorm = ll_cuda_layernorm,
+    .add_norm = ll_cuda_add_norm,
     .rope = ll_cuda_rope,
     .attention = ll_cuda_attention,
     .swiglu = ll_cuda_swiglu,
