@@ -60,6 +60,17 @@ static void ll_gpu_model_check(const ll_backend *be, const char *path) {
     double el = ll_gt_nmse(lg, lc, (size_t)NT * V);
     cr_expect(el <= LL_LOGIT_NMSE, "%s: logits nmse %.3g > %.0e", path, el, LL_LOGIT_NMSE);
 
+    /* 1b. no hooks: every residual add is fused with the next norm (add_norm) */
+    {
+        float *plain = malloc((size_t)NT * V * sizeof(float));
+        ll_batch b = {.n_seq = 2, .seq_off = ll_off, .tokens = ids};
+        ll_forward_opts o = {.logits = LL_LOGITS_ALL, .logits_out = plain};
+        cr_assert_eq(ll_forward(mg, &b, &o), LL_OK, "%s", ll_last_error());
+        double ep = ll_gt_nmse(plain, lc, (size_t)NT * V);
+        cr_expect(ep <= LL_LOGIT_NMSE, "%s: logits without hooks (fused add + norm): nmse %.3g", path, ep);
+        free(plain);
+    }
+
     /* 2. a patch (zero row 2's residual after layer 0's attention) moves both alike */
     ll_patch p = {.point = LL_HOOK_RESID_MID, .layer = 0, .n_rows = 1, .rows = (int64_t[]){2}, .op = LL_PATCH_ZERO,
                   .head = -1};
