@@ -29,23 +29,34 @@ extern "C" cudaError_t ll_k_embed(float *x, const uint16_t *tok, int ld, const f
     return cudaGetLastError();
 }
 
-static __global__ void ll_swiglu_kernel(float *out, const float *gate, const float *up, size_t n) {
-    LL_GRID_STRIDE(i, n) out[i] = ll_k_swiglu(gate[i], up[i]);
+/* The MLP epilogues also write the bf16 copy of their output (outb, may be NULL) that the
+ * down projection reads, saving the matmul its own conversion pass. */
+static __global__ void ll_swiglu_kernel(float *out, uint16_t *outb, const float *gate, const float *up, size_t n) {
+    LL_GRID_STRIDE(i, n) {
+        float v = ll_k_swiglu(gate[i], up[i]);
+        out[i] = v;
+        if (outb) outb[i] = ll_k_f32_to_bf16(v);
+    }
 }
 
-extern "C" cudaError_t ll_k_swiglu(float *out, const float *gate, const float *up, size_t n, cudaStream_t s) {
+extern "C" cudaError_t ll_k_swiglu(float *out, uint16_t *outb, const float *gate, const float *up, size_t n,
+                                   cudaStream_t s) {
     if (!n) return cudaSuccess;
-    ll_swiglu_kernel<<<ll_k_blocks(n, LL_EW_THREADS), LL_EW_THREADS, 0, s>>>(out, gate, up, n);
+    ll_swiglu_kernel<<<ll_k_blocks(n, LL_EW_THREADS), LL_EW_THREADS, 0, s>>>(out, outb, gate, up, n);
     return cudaGetLastError();
 }
 
-static __global__ void ll_gelu_kernel(float *x, size_t n) {
-    LL_GRID_STRIDE(i, n) x[i] = ll_k_gelu_new(x[i]);
+static __global__ void ll_gelu_kernel(float *x, uint16_t *xb, size_t n) {
+    LL_GRID_STRIDE(i, n) {
+        float v = ll_k_gelu_new(x[i]);
+        x[i] = v;
+        if (xb) xb[i] = ll_k_f32_to_bf16(v);
+    }
 }
 
-extern "C" cudaError_t ll_k_gelu_new(float *x, size_t n, cudaStream_t s) {
+extern "C" cudaError_t ll_k_gelu_new(float *x, uint16_t *xb, size_t n, cudaStream_t s) {
     if (!n) return cudaSuccess;
-    ll_gelu_kernel<<<ll_k_blocks(n, LL_EW_THREADS), LL_EW_THREADS, 0, s>>>(x, n);
+    ll_gelu_kernel<<<ll_k_blocks(n, LL_EW_THREADS), LL_EW_THREADS, 0, s>>>(x, xb, n);
     return cudaGetLastError();
 }
 

@@ -20,8 +20,10 @@ extern "C" {
 /* x[t] = tok[tokens[t]] (bf16 rows of stride ld) + pos_emb[pos[t]] (fp32, may be NULL). */
 cudaError_t ll_k_embed(float *x, const uint16_t *tok, int ld, const float *pos_emb, const int32_t *tokens,
                        const int32_t *pos, int T, int d, cudaStream_t s);
-cudaError_t ll_k_swiglu(float *out, const float *gate, const float *up, size_t n, cudaStream_t s);
-cudaError_t ll_k_gelu_new(float *x, size_t n, cudaStream_t s);
+/* The activations (MLP epilogues) and the norms also write a bf16 copy of their output to
+ * the `..b` pointer when it is not NULL: the input of the matmul that follows. */
+cudaError_t ll_k_swiglu(float *out, uint16_t *outb, const float *gate, const float *up, size_t n, cudaStream_t s);
+cudaError_t ll_k_gelu_new(float *x, uint16_t *xb, size_t n, cudaStream_t s);
 cudaError_t ll_k_add(float *y, const float *x, size_t n, cudaStream_t s);
 /* y[t][o] = bias[o] (accumulate = 0) or y[t][o] += bias[o] (accumulate = 1). */
 cudaError_t ll_k_bias_rows(float *y, const float *bias, int T, int n, int accumulate, cudaStream_t s);
@@ -34,13 +36,14 @@ cudaError_t ll_k_fill_random_bf16(uint16_t *dst, size_t n, uint64_t seed, float 
 cudaError_t ll_k_fill_random_f32(float *dst, size_t n, uint64_t seed, float scale, float offset, cudaStream_t s);
 
 /* kernels/ll_k_norm.cu: one block per row, statistics accumulated in double like the CPU. */
-cudaError_t ll_k_rmsnorm(float *y, const float *x, const float *w, int T, int d, float eps, cudaStream_t s);
-cudaError_t ll_k_layernorm(float *y, const float *x, const float *w, const float *b, int T, int d, float eps,
-                           cudaStream_t s);
+cudaError_t ll_k_rmsnorm(float *y, uint16_t *yb, const float *x, const float *w, int T, int d, float eps,
+                         cudaStream_t s);
+cudaError_t ll_k_layernorm(float *y, uint16_t *yb, const float *x, const float *w, const float *b, int T, int d,
+                           float eps, cudaStream_t s);
 
 /* x += o, then y = RMSNorm (layer = 0) or LayerNorm (layer = 1) of x: one pass fewer over x. */
-cudaError_t ll_k_add_norm(float *x, float *y, const float *o, const float *w, const float *b, int layer, int T, int d,
-                          float eps, cudaStream_t s);
+cudaError_t ll_k_add_norm(float *x, float *y, uint16_t *yb, const float *o, const float *w, const float *b, int layer,
+                          int T, int d, float eps, cudaStream_t s);
 
 /* kernels/ll_k_rope.cu: in place on [T][n_heads][head_dim]; layout is an ll_rope_layout. */
 cudaError_t ll_k_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,

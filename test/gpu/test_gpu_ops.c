@@ -495,3 +495,64 @@ Test(gpu_ops, add_norm_fused_equals_add_then_norm) {
             free(gy);
         }
 }
+
+/* Norms and MLP activations hand their bf16 output to the next matmul directly; the
+ * product must equal the CPU's on the same rows, rounded to bf16 (and must not pick up
+ * a stale copy when another buffer is multiplied instead). */
+Test(gpu_ops, matmul_after_norm_and_swiglu_uses_their_bf16_output) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    int T = 7, D = 96, O = 80;
+    float *x = ll_gt_rand((size_t)T * D, 2.0f, 111), *nw = ll_gt_rand((size_t)D, 1.0f, 112);
+    float *w = ll_gt_rand((size_t)O * D, 0.1f, 113), *u = ll_gt_rand((size_t)T * D, 1.0f, 114);
+    ll_gt_round_bf16(w, (size_t)O * D);
+    ll_mat m = {.w = w, .out = O, .in = D, .ld = D, .trans = true}, dm;
+    void *owned;
+    cr_assert_eq(be->load_matrix(&dm, &owned, &m, "test matrix"), LL_OK, "%s", ll_last_error());
+    float *dx = ll_gt_up(be, x, (size_t)T * D), *dnw = ll_gt_up(be, nw, (size_t)D), *du = ll_gt_up(be, u, (size_t)T * D);
+    float *dxn = ll_gt_poisoned(be, (size_t)T * D), *dy = ll_gt_poisoned(be, (size_t)T * O);
+    float *xn = malloc((size_t)T * D * 4), *ref = malloc((size_t)T * O * 4);
+    /* norm -> matmul */
+    ll_cpu_rmsnorm(xn, x, nw, T, D, 1e-5f);
+    ll_gt_round_bf16(xn, (size_t)T * D);
+    ll_cpu_matmul(ref, xn, &m, NULL, T, false);
+    be->rmsnorm(dxn, dx, dnw, T, D, 1e-5f);
+    be->matmul(dy, dxn, &dm, NULL, T, false);
+    float *got = ll_gt_down(be, dy, (size_t)T * O);
+    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-9, "rmsnorm -> matmul");
+    free(got);
+    /* norm of one buffer, then a matmul of another buffer of the same size */
+    float *ub = malloc((size_t)T * D * 4);
+    memcpy(ub, u, (size_t)T * D * 4);
+    ll_gt_round_bf16(ub, (size_t)T * D);
+    ll_cpu_matmul(ref, ub, &m, NULL, T, false);
+    be->rmsnorm(dxn, dx, dnw, T, D, 1e-5f);
+    be->matmul(dy, du, &dm, NULL, T, false);
+    got = ll_gt_down(be, dy, (size_t)T * O);
+    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-9, "rmsnorm of x, then matmul of u");
+    free(got);
+    /* swiglu -> matmul */
+    float *h = malloc((size_t)T * D * 4);
+    ll_cpu_swiglu(h, x, u, (size_t)T * D);
+    ll_gt_round_bf16(h, (size_t)T * D);
+    ll_cpu_matmul(ref, h, &m, NULL, T, false);
+    be->swiglu(dxn, dx, du, (size_t)T * D);
+    be->matmul(dy, dxn, &dm, NULL, T, false);
+    got = ll_gt_down(be, dy, (size_t)T * O);
+    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-9, "swiglu -> matmul");
+    free(got);
+    be->free(owned);
+    be->free(dx);
+    be->free(dnw);
+    be->free(du);
+    be->free(dxn);
+    be->free(dy);
+    free(x);
+    free(nw);
+    free(w);
+    free(u);
+    free(xn);
+    free(ref);
+    free(ub);
+    free(h);
+}

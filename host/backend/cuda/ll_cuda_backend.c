@@ -387,20 +387,45 @@ static void ll_cuda_matmul(float *y, const float *x, const ll_mat *w, const floa
     ll_cuda_matmul_bf16(y, xb, w, T, beta);
 }
 
+/* Ops whose output is normally the next matmul's input (norms, MLP activations) write its
+ * bf16 copy into the xb scratch as they go and mark it current for y, so that matmul skips
+ * its conversion pass. NULL (no copy) when the scratch cannot grow: the matmul converts. */
+static uint16_t *ll_xb_for(const float *y, size_t n) {
+    g.xb_ok = false;
+    if (g.xb.cap < n * 2) {
+        ll_scratch_get(&g.xb, n * 2, "bf16 activations");
+        if (!g.xb.p) return NULL;
+    }
+    return g.xb.p;
+}
+
+static void ll_xb_written(const float *y, size_t n, cudaError_t launch) {
+    if (launch != cudaSuccess) return;
+    g.xb_src = y;
+    g.xb_n = n;
+    g.xb_ok = true;
+}
+
 static void ll_cuda_rmsnorm(float *y, const float *x, const float *w, int T, int d, float eps) {
-    ll_xb_stale();
-    LL_LAUNCH("rmsnorm", ll_k_rmsnorm(y, x, w, T, d, eps, LL_STREAM));
+    size_t n = (size_t)T * (size_t)d;
+    uint16_t *yb = ll_xb_for(y, n);
+    cudaError_t e = ll_k_rmsnorm(y, yb, x, w, T, d, eps, LL_STREAM);
+    if (!LL_LAUNCH("rmsnorm", e) && yb) ll_xb_written(y, n, e);
 }
 
 static void ll_cuda_layernorm(float *y, const float *x, const float *w, const float *b, int T, int d, float eps) {
-    ll_xb_stale();
-    LL_LAUNCH("layernorm", ll_k_layernorm(y, x, w, b, T, d, eps, LL_STREAM));
+    size_t n = (size_t)T * (size_t)d;
+    uint16_t *yb = ll_xb_for(y, n);
+    cudaError_t e = ll_k_layernorm(y, yb, x, w, b, T, d, eps, LL_STREAM);
+    if (!LL_LAUNCH("layernorm", e) && yb) ll_xb_written(y, n, e);
 }
 
 static void ll_cuda_add_norm(float *x, float *y, const float *o, const float *w, const float *b, bool layer, int T,
                              int d, float eps) {
-    ll_xb_stale();
-    LL_LAUNCH("add_norm", ll_k_add_norm(x, y, o, w, b, layer ? 1 : 0, T, d, eps, LL_STREAM));
+    size_t n = (size_t)T * (size_t)d;
+    uint16_t *yb = ll_xb_for(y, n);
+    cudaError_t e = ll_k_add_norm(x, y, yb, o, w, b, layer ? 1 : 0, T, d, eps, LL_STREAM);
+    if (!LL_LAUNCH("add_norm", e) && yb) ll_xb_written(y, n, e);
 }
 
 static void ll_cuda_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
@@ -410,13 +435,15 @@ static void ll_cuda_rope(float *x, const int32_t *pos, int T, int n_heads, int h
 }
 
 static void ll_cuda_swiglu(float *out, const float *gate, const float *up, size_t n) {
-    ll_xb_stale();
-    LL_LAUNCH("swiglu", ll_k_swiglu(out, gate, up, n, LL_STREAM));
+    uint16_t *ob = ll_xb_for(out, n);
+    cudaError_t e = ll_k_swiglu(out, ob, gate, up, n, LL_STREAM);
+    if (!LL_LAUNCH("swiglu", e) && ob) ll_xb_written(out, n, e);
 }
 
 static void ll_cuda_gelu_new(float *x, size_t n) {
-    ll_xb_stale();
-    LL_LAUNCH("gelu_new", ll_k_gelu_new(x, n, LL_STREAM));
+    uint16_t *xb = ll_xb_for(x, n);
+    cudaError_t e = ll_k_gelu_new(x, xb, n, LL_STREAM);
+    if (!LL_LAUNCH("gelu_new", e) && xb) ll_xb_written(x, n, e);
 }
 
 static void ll_cuda_add(float *y, const float *x, size_t n) {
