@@ -519,7 +519,9 @@ Test(gpu_ops, matmul_after_norm_and_swiglu_uses_their_bf16_output) {
     be->rmsnorm(dxn, dx, dnw, T, D, 1e-5f);
     be->matmul(dy, dxn, &dm, NULL, T, false);
     float *got = ll_gt_down(be, dy, (size_t)T * O);
-    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-9, "rmsnorm -> matmul");
+    /* 1e-7, not 1e-9: a last-bit difference in the fp32 activation can flip one bf16
+     * rounding (about 2e-8 here); a stale or missing copy gives about 1 */
+    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-7, "rmsnorm -> matmul");
     free(got);
     /* norm of one buffer, then a matmul of another buffer of the same size */
     float *ub = malloc((size_t)T * D * 4);
@@ -539,7 +541,7 @@ Test(gpu_ops, matmul_after_norm_and_swiglu_uses_their_bf16_output) {
     be->swiglu(dxn, dx, du, (size_t)T * D);
     be->matmul(dy, dxn, &dm, NULL, T, false);
     got = ll_gt_down(be, dy, (size_t)T * O);
-    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-9, "swiglu -> matmul");
+    LL_EXPECT_NMSE(got, ref, (size_t)T * O, 1e-7, "swiglu -> matmul");
     free(got);
     be->free(owned);
     be->free(dx);
