@@ -88,28 +88,28 @@ static double ll_ceiling_gemm_tflops(void) {
     cublasHandle_t h;
     if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) ll_die("cublasCreate");
     cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
+    ll_cu(cudaEventCreate(&e0), "cudaEventCreate");
+    ll_cu(cudaEventCreate(&e1), "cudaEventCreate");
     const float one = 1.0f, zero = 0.0f;
     double t[10];
     for (int r = -3; r < 10; r++) {
-        cudaEventRecord(e0, 0);
+        ll_cu(cudaEventRecord(e0, 0), "cudaEventRecord");
         cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF,
                                         n, &zero, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         if (s != CUBLAS_STATUS_SUCCESS) ll_die("cublasGemmEx ceiling");
-        cudaEventRecord(e1, 0);
+        ll_cu(cudaEventRecord(e1, 0), "cudaEventRecord");
         ll_cu(cudaEventSynchronize(e1), "GEMM ceiling");
         float ms;
-        cudaEventElapsedTime(&ms, e0, e1);
+        ll_cu(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
         if (r >= 0) t[r] = ms * 1e-3;
     }
     double med = ll_median(t, 10);
     cublasDestroy(h);
-    cudaFree(a);
-    cudaFree(b);
-    cudaFree(c);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    ll_cu(cudaFree(a), "cudaFree");
+    ll_cu(cudaFree(b), "cudaFree");
+    ll_cu(cudaFree(c), "cudaFree");
+    ll_cu(cudaEventDestroy(e0), "cudaEventDestroy");
+    ll_cu(cudaEventDestroy(e1), "cudaEventDestroy");
     return 2.0 * n * (double)n * n / med * 1e-12;
 }
 
@@ -120,23 +120,23 @@ static double ll_ceiling_copy_gbs(void) {
     ll_cu(cudaMalloc(&b, bytes), "copy ceiling");
     ll_cu(cudaMemset(a, 1, bytes), "copy ceiling");
     cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
+    ll_cu(cudaEventCreate(&e0), "cudaEventCreate");
+    ll_cu(cudaEventCreate(&e1), "cudaEventCreate");
     double t[10];
     for (int r = -3; r < 10; r++) {
-        cudaEventRecord(e0, 0);
+        ll_cu(cudaEventRecord(e0, 0), "cudaEventRecord");
         ll_cu(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0), "copy");
-        cudaEventRecord(e1, 0);
+        ll_cu(cudaEventRecord(e1, 0), "cudaEventRecord");
         ll_cu(cudaEventSynchronize(e1), "copy ceiling");
         float ms;
-        cudaEventElapsedTime(&ms, e0, e1);
+        ll_cu(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
         if (r >= 0) t[r] = ms * 1e-3;
     }
     double med = ll_median(t, 10);
-    cudaFree(a);
-    cudaFree(b);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    ll_cu(cudaFree(a), "cudaFree");
+    ll_cu(cudaFree(b), "cudaFree");
+    ll_cu(cudaEventDestroy(e0), "cudaEventDestroy");
+    ll_cu(cudaEventDestroy(e1), "cudaEventDestroy");
     return 2.0 * (double)bytes / med * 1e-9;
 }
 

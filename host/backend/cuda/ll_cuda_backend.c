@@ -124,8 +124,8 @@ static void ll_cuda_init(void) {
     }
     g.n_sms = prop.multiProcessorCount;
     int pools = 0;
-    cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, 0);
-    g.pools = pools != 0;
+    if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, 0) != cudaSuccess) pools = 0;
+    g.pools = pools != 0; /* without pools: plain cudaMalloc / cudaFree */
     cudaMemPool_t pool;
     if (g.pools && cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess) {
         uint64_t keep = LL_POOL_KEEP;
@@ -266,7 +266,7 @@ static int ll_stage_copy(void *dst, const void *host, size_t bytes, const char *
         return -1;
     if (ll_stage.used[i] && ll_cu_check(cudaEventSynchronize(ll_stage.ev[i]), what, "cudaEventSynchronize")) return -1;
     if (ll_stage.cap[i] < bytes) {
-        if (ll_stage.buf[i]) cudaFreeHost(ll_stage.buf[i]);
+        if (ll_stage.buf[i] && ll_cu_check(cudaFreeHost(ll_stage.buf[i]), what, "cudaFreeHost")) return -1;
         ll_stage.buf[i] = NULL;
         ll_stage.cap[i] = 0;
         size_t want = bytes < 4096 ? 4096 : bytes + bytes / 2;
