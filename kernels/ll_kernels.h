@@ -76,6 +76,11 @@ typedef struct {
 } ll_k_attn_params;
 /* z = causal softmax(q k^T scale) v; also fills ml. head_dim <= LL_ATT_MAX_HD. */
 cudaError_t ll_k_attention(const ll_k_attn_params *p, cudaStream_t s);
+/* kernels/ll_k_attention_tc.cu: the same on the tensor cores (bf16 Q, K, V and P, fp32
+ * accumulation), tiles of LL_ATT_TC_ROWS rows, n_split = 1, head_dim 64 or 128 only. */
+#define LL_ATT_TC_ROWS 64
+int ll_k_attention_tc_supported(int head_dim);
+cudaError_t ll_k_attention_tc(const ll_k_attn_params *p, cudaStream_t s);
 /* The pattern of sequence `seq` (host copy of its descriptor given) from q, k and ml. */
 cudaError_t ll_k_attn_pattern(const ll_k_attn_params *p, const ll_k_attn_seq *seq, cudaStream_t s);
 

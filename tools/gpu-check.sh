@@ -113,6 +113,7 @@ speed=$(ratio "$pre" "$hpre")
   echo "| ceiling: device copy, GB/s | $(num "$(get ceiling_copy_gbs)") | | | |"
   echo "| prefill 8 x 2048, tokens/s | $(num "$pre") | $(num "$hpre") | >= 1.3x peer: $speed x | $(goal "$speed" 1.3 ">=") |"
   echo "| prefill MFU | $(pct "$mfu") | | >= 50% | $(goal "$mfu" 0.5 ">=") |"
+  echo "| prefill, tensor-core attention (LL_ATTN=tc), tokens/s | $(num "$(get prefill_tc_tok_s)") | | MFU $(pct "$(get prefill_tc_mfu)"), logits nmse vs SIMT $(num "$(get prefill_tc_logits_nmse)") | |"
   echo "| decode batch 1, tokens/s | $(num "$dec") | $(num "$hdec") | | |"
   echo "| decode GB/s / copy bandwidth | $(pct "$bwf") | | >= 70% | $(goal "$bwf" 0.7 ">=") |"
   echo "| recording resid_post, all layers, overhead | $(pct "$rov") | $(pct "$hrov") | < 5% | $(goal "$rov" 0.05 "<") |"

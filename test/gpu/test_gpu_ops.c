@@ -265,7 +265,7 @@ typedef struct {
     int pattern;
 } ll_gpu_attn_case;
 
-static void ll_gpu_attn_run(const ll_backend *be, const ll_gpu_attn_case *c, size_t ci) {
+static void ll_gpu_attn_run(const ll_backend *be, const ll_gpu_attn_case *c, size_t ci, double thr) {
     int64_t off[4] = {0};
     for (int s = 0; s < c->n_seq; s++) off[s + 1] = off[s] + c->n_new[s];
     int T = (int)off[c->n_seq], kw = c->Hkv * c->hd;
@@ -302,14 +302,14 @@ static void ll_gpu_attn_run(const ll_backend *be, const ll_gpu_attn_case *c, siz
     b.pattern = c->pattern ? dp : NULL;
     be->attention(&b);
     float *got = ll_gt_down(be, dz, qn);
-    LL_EXPECT_NMSE(got, ref, qn, 1e-10, "attention case %zu (H %d/%d hd %d T %d window %d)", ci, c->H, c->Hkv,
-                   c->hd, T, c->window);
+    LL_EXPECT_NMSE(got, ref, qn, thr, "attention case %zu (H %d/%d hd %d T %d window %d, LL_ATTN=%s)", ci, c->H,
+                   c->Hkv, c->hd, T, c->window, getenv("LL_ATTN") ? getenv("LL_ATTN") : "");
     free(got);
     for (int s = 0; s < c->n_seq; s++) {
         if (c->pattern) {
             size_t pn = (size_t)c->H * c->n_new[s] * nk[s];
             float *gp = ll_gt_down(be, dp[s], pn);
-            LL_EXPECT_NMSE(gp, hp[s], pn, 1e-10, "attention pattern case %zu seq %d", ci, s);
+            LL_EXPECT_NMSE(gp, hp[s], pn, thr, "attention pattern case %zu seq %d", ci, s);
             free(gp);
             be->free(dp[s]);
             free(hp[s]);
@@ -354,7 +354,12 @@ Test(gpu_ops, attention_shape_table) {
         /* ragged batch mixing decode rows and prefill rows */
         {16, 8, 128, 0, 3, {1, 300, 8}, {500, 0, 64}, 0},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) ll_gpu_attn_run(be, &cases[c], c);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) ll_gpu_attn_run(be, &cases[c], c, 1e-10);
+    /* The tensor-core kernel (bf16 Q, K, V, P; head_dim 64 and 128, prefill; the other
+     * cases fall back to the SIMT kernel): bf16 tolerance, about 1e-5 expected. */
+    setenv("LL_ATTN", "tc", 1);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) ll_gpu_attn_run(be, &cases[c], c, 1e-4);
+    unsetenv("LL_ATTN");
 }
 
 Test(gpu_ops, attention_refuses_head_dim_over_128) {

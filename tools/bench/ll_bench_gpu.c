@@ -342,6 +342,30 @@ int main(int argc, char **argv) {
     ll_put("prefill_tflops", flops / t_pre * 1e-12);
     ll_put("prefill_mfu", flops / t_pre * 1e-12 / gemm);
 
+    /* the same with the tensor-core attention kernel (LL_ATTN=tc), and how far its logits
+     * are from the SIMT kernel's (bf16 attention: about 1e-5 expected) */
+    float *logits_tc = malloc((size_t)seqs * V * sizeof(float));
+    o.logits_out = logits_tc;
+    setenv("LL_ATTN", "tc", 1);
+    for (int r = -1; r < reps; r++) {
+        double t0 = ll_now_s();
+        if (ll_forward(m, &b, &o)) ll_die("prefill (tensor-core attention)");
+        if (r >= 0) tp[r] = ll_now_s() - t0;
+    }
+    unsetenv("LL_ATTN");
+    o.logits_out = logits;
+    double t_tc = ll_median(tp, reps), num = 0, den = 0;
+    for (size_t i = 0; i < (size_t)seqs * V; i++) {
+        double dlt = (double)logits_tc[i] - logits[i];
+        num += dlt * dlt;
+        den += (double)logits[i] * logits[i];
+    }
+    ll_put("prefill_tc_s", t_tc);
+    ll_put("prefill_tc_tok_s", T / t_tc);
+    ll_put("prefill_tc_mfu", flops / t_tc * 1e-12 / gemm);
+    ll_put("prefill_tc_logits_nmse", den > 0 ? num / den : (num > 0 ? INFINITY : 0));
+    free(logits_tc);
+
     /* decode, plain and recording, alternating which goes first */
     ll_hooks *h;
     if (ll_hooks_new(&h, c->n_layers)) ll_die("hooks");

@@ -485,15 +485,24 @@ static void ll_cuda_attention(const ll_attn_args *a) {
                    a->head_dim, a->n_heads, a->n_kv_heads, LL_ATT_MAX_HD);
         return;
     }
-    /* Host descriptors: one per sequence, then one per tile of LL_ATT_ROWS rows. */
-    int64_t n_tiles = 0;
+    /* Which kernel: the SIMT one (tiles of LL_ATT_ROWS rows, key splits for decode), or with
+     * LL_ATTN=tc in the environment the tensor-core one where it applies (head_dim 64/128,
+     * no splits wanted). */
+    int64_t n_tiles = 0, n_tiles_tc = 0;
     int max_keys = 0;
     for (int s = 0; s < a->n_seq; s++) {
         int n_new = (int)(a->seq_off[s + 1] - a->seq_off[s]);
         int nk = n_new + (a->n_past ? a->n_past[s] : 0);
         if (nk > max_keys) max_keys = nk;
         n_tiles += (n_new + LL_ATT_ROWS - 1) / LL_ATT_ROWS;
+        n_tiles_tc += (n_new + LL_ATT_TC_ROWS - 1) / LL_ATT_TC_ROWS;
     }
+    int n_split = ll_cuda_attn_splits((int)(n_tiles * a->n_heads), max_keys, g.n_sms);
+    const char *mode = getenv("LL_ATTN");
+    bool tc = mode && !strcmp(mode, "tc") && n_split == 1 && ll_k_attention_tc_supported(a->head_dim);
+    int rows_per_tile = tc ? LL_ATT_TC_ROWS : LL_ATT_ROWS;
+    if (tc) n_tiles = n_tiles_tc;
+    /* Host descriptors: one per sequence, then one per tile of rows_per_tile rows. */
     size_t seq_bytes = (size_t)a->n_seq * sizeof(ll_k_attn_seq);
     seq_bytes = (seq_bytes + 15) & ~(size_t)15; /* tiles start 16-byte aligned */
     size_t bytes = seq_bytes + (size_t)n_tiles * sizeof(ll_k_attn_tile);
@@ -509,7 +518,7 @@ static void ll_cuda_attention(const ll_attn_args *a) {
         int n_new = (int)(a->seq_off[s + 1] - a->seq_off[s]);
         seqs[s] = (ll_k_attn_seq){.row0 = a->seq_off[s], .n_new = n_new, .n_past = a->n_past ? a->n_past[s] : 0,
                                   .k = a->k[s], .v = a->v[s], .pattern = a->pattern ? a->pattern[s] : NULL};
-        for (int r0 = 0; r0 < n_new; r0 += LL_ATT_ROWS) tiles[ti++] = (ll_k_attn_tile){.seq = s, .r0 = r0};
+        for (int r0 = 0; r0 < n_new; r0 += rows_per_tile) tiles[ti++] = (ll_k_attn_tile){.seq = s, .r0 = r0};
     }
     const unsigned char *dev = ll_upload_list(&g.attn_desc, host, bytes, "attention descriptors");
     ll_k_attn_params p = {.q = a->q, .z = a->z, .T = a->T, .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads,
@@ -519,7 +528,7 @@ static void ll_cuda_attention(const ll_attn_args *a) {
     p.seqs = (const ll_k_attn_seq *)dev;
     p.tiles = (const ll_k_attn_tile *)(dev + seq_bytes);
     if (n_tiles * a->n_heads > 0) {
-        p.n_split = ll_cuda_attn_splits((int)(n_tiles * a->n_heads), max_keys, g.n_sms);
+        p.n_split = n_split;
         /* Splits cost a partial-state buffer; only decode-sized batches use them. */
         if (p.n_split > 1) {
             size_t pb = (size_t)p.n_split * (size_t)a->T * a->n_heads * (size_t)(a->head_dim + 2) * sizeof(float);
@@ -529,7 +538,7 @@ static void ll_cuda_attention(const ll_attn_args *a) {
     }
     p.ml = ll_scratch_get(&g.attn_ml, (size_t)a->T * a->n_heads * 2 * sizeof(float), "attention row statistics");
     if (!p.ml) goto out;
-    if (LL_LAUNCH("attention", ll_k_attention(&p, LL_STREAM))) goto out;
+    if (LL_LAUNCH("attention", tc ? ll_k_attention_tc(&p, LL_STREAM) : ll_k_attention(&p, LL_STREAM))) goto out;
     if (a->pattern)
         for (int s = 0; s < a->n_seq; s++)
             if (seqs[s].pattern && LL_LAUNCH("attention pattern", ll_k_attn_pattern(&p, &seqs[s], LL_STREAM))) break;
