@@ -394,12 +394,22 @@ ll_status ll_hooks_run(ll_hooks *h, const ll_backend *be, ll_hook_point p, int l
     for (int i = 0; i < h->n_rec; i++) {
         const ll_record *r = &h->rec[i];
         if (r->point != p || layer < r->layer_lo || layer > r->layer_hi) continue;
+        int64_t T = ll_batch_rows(b);
+        int n = r->pos == LL_POS_LIST ? r->n_rows : r->pos == LL_POS_ALL ? (int)T : b->n_seq;
+        if (be->to_host_async && (size_t)n * (size_t)width > LL_PENDING_MAX_FLOATS) {
+            /* Too large to hold in pinned memory (all logits of a long batch, say): deliver
+             * what is pending, in order, then take this one the synchronous way. */
+            if (h->n_pend > 0) {
+                LL_TRY(be->sync());
+                LL_TRY(ll_pending_deliver(h));
+            }
+            LL_TRY(ll_run_record(r, be, p, layer, buf, width, b));
+            continue;
+        }
         if (!be->to_host_async) {
             LL_TRY(ll_run_record(r, be, p, layer, buf, width, b));
             continue;
         }
-        int64_t T = ll_batch_rows(b);
-        int n = r->pos == LL_POS_LIST ? r->n_rows : r->pos == LL_POS_ALL ? (int)T : b->n_seq;
         if (r->pos == LL_POS_LIST) LL_TRY(ll_check_rows(r->rows, r->n_rows, T, "record", p));
         int64_t *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
         if (!rows) return ll_err(LL_ERR_NOMEM, "record at %s: no memory", ll_hook_name(p));
