@@ -88,8 +88,9 @@ static ll_status ll_alloc_bufs(const ll_model *m, int64_t T, ll_fwd_bufs *f) {
         *want[i].p = be->alloc(want[i].bytes ? want[i].bytes : 4);
         if (!*want[i].p) {
             ll_free_bufs(be, f);
-            return ll_err(LL_ERR_NOMEM, "forward: cannot allocate activations for %lld rows (%zu bytes)", (long long)T,
-                          want[i].bytes);
+            /* keep the backend's own words (on CUDA: free and total device memory) after ours */
+            return ll_err_prefix(LL_ERR_NOMEM, "forward: cannot allocate activations for %lld rows (%zu bytes): ",
+                                 (long long)T, want[i].bytes);
         }
     }
     return LL_OK;
@@ -226,7 +227,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
                 int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
                 pattern[s] = be->alloc((size_t)H * n_new * (size_t)(n_new + n_past[s]) * sizeof(float));
                 if (!pattern[s]) {
-                    st = LL_ERR_NOMEM;
+                    st = ll_err_prefix(LL_ERR_NOMEM, "forward: attention pattern of layer %d, sequence %d: ", l, s);
                     goto done;
                 }
             }
@@ -293,7 +294,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         if (!all) {
             xs = be->alloc((size_t)R * d * sizeof(float));
             if (!xs) {
-                st = LL_ERR_NOMEM;
+                st = ll_err_prefix(LL_ERR_NOMEM, "forward: last rows for the head: ");
                 goto done;
             }
             be->gather_rows(xs, f.x, last_rows, R, d);
@@ -314,7 +315,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
             if (o->logits == LL_LOGITS_LAST && all) {
                 float *tmp = be->alloc((size_t)b->n_seq * V * sizeof(float));
                 if (!tmp) {
-                    st = LL_ERR_NOMEM;
+                    st = ll_err_prefix(LL_ERR_NOMEM, "forward: last-row logits: ");
                     goto done;
                 }
                 be->gather_rows(tmp, lg, last_rows, b->n_seq, (int)V);
