@@ -87,3 +87,77 @@ Test(hooks_async, deferred_delivery_equals_synchronous_recording) {
     m->be = ll_backend_cpu();
     ll_model_free(m);
 }
+
+/* bf16 recording: the rows arrive as bf16 (data NULL, data_bf16 set), equal to the fp32
+ * rows rounded to nearest even, on the synchronous path and the asynchronous one. */
+typedef struct {
+    uint16_t *data; /* [layers][T][d] */
+    float *f32;     /* the same site recorded in fp32 */
+    int T, d, calls, bad;
+} ll_bf16_sink;
+
+static ll_status ll_bf16_fn(void *user, const ll_hook_rows *r) {
+    ll_bf16_sink *s = user;
+    if (r->data || !r->data_bf16) s->bad++;
+    else
+        for (int i = 0; i < r->n_rows; i++)
+            memcpy(s->data + ((size_t)r->layer * s->T + (size_t)r->rows[i]) * s->d, r->data_bf16 + (size_t)i * s->d,
+                   (size_t)s->d * 2);
+    s->calls++;
+    return LL_OK;
+}
+
+static ll_status ll_f32_fn(void *user, const ll_hook_rows *r) {
+    ll_bf16_sink *s = user;
+    if (!r->data || r->data_bf16) s->bad++;
+    else
+        for (int i = 0; i < r->n_rows; i++)
+            memcpy(s->f32 + ((size_t)r->layer * s->T + (size_t)r->rows[i]) * s->d, r->data + (size_t)i * s->d,
+                   (size_t)s->d * 4);
+    return LL_OK;
+}
+
+Test(hooks_async, bf16_records_are_the_rounded_fp32_rows) {
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, "test/fixtures/qwen2", NULL), LL_OK, "%s", ll_last_error());
+    ll_backend async = *ll_backend_cpu();
+    async.host_alloc = ll_h_alloc;
+    async.host_free = free;
+    async.to_host_async = ll_h_copy;
+    const ll_config *c = &m->cfg;
+    enum { T = 5 };
+    int32_t ids[T] = {3, 14, 15, 92, 6};
+    int64_t off[2] = {0, T};
+    const ll_backend *bes[2] = {ll_backend_cpu(), &async};
+    size_t n = (size_t)c->n_layers * T * c->d_model;
+    for (int k = 0; k < 2; k++) {
+        m->be = bes[k];
+        ll_bf16_sink s = {.data = calloc(n, 2), .f32 = calloc(n, 4), .T = T, .d = c->d_model};
+        ll_hooks *h;
+        cr_assert_eq(ll_hooks_new(&h, c->n_layers), LL_OK);
+        ll_record r = {.point = LL_HOOK_RESID_MID, .layer_lo = 0, .layer_hi = c->n_layers - 1, .fn = ll_bf16_fn,
+                       .user = &s, .bf16 = true};
+        cr_assert_eq(ll_hooks_add_record(h, &r), LL_OK);
+        r.fn = ll_f32_fn;
+        r.bf16 = false;
+        cr_assert_eq(ll_hooks_add_record(h, &r), LL_OK);
+        ll_batch b = {.n_seq = 1, .seq_off = off, .tokens = ids};
+        ll_forward_opts o = {.hooks = h};
+        cr_assert_eq(ll_forward(m, &b, &o), LL_OK, "%s", ll_last_error());
+        cr_expect_eq(s.bad, 0, "%s: a sink got the wrong kind of rows", bes[k]->name);
+        cr_expect_eq(s.calls, c->n_layers);
+        size_t diff = 0;
+        for (size_t i = 0; i < n; i++) diff += s.data[i] != ll_f32_to_bf16(s.f32[i]);
+        cr_expect_eq(diff, 0, "%s: %zu bf16 values are not the rounded fp32 ones", bes[k]->name, diff);
+        ll_hooks_free(h);
+        free(s.data);
+        free(s.f32);
+    }
+    m->be = ll_backend_cpu();
+    ll_hooks *h;
+    cr_assert_eq(ll_hooks_new(&h, c->n_layers), LL_OK);
+    ll_record rp = {.point = LL_HOOK_ATTN_PATTERN, .layer_lo = 0, .layer_hi = 0, .fn = ll_bf16_fn, .bf16 = true};
+    cr_expect_eq(ll_hooks_add_record(h, &rp), LL_ERR_ARG, "bf16 patterns are refused");
+    ll_hooks_free(h);
+    ll_model_free(m);
+}

@@ -120,6 +120,7 @@ typedef struct ll_backend {
     void (*swiglu)(float *out, const float *gate, const float *up, size_t n); /* silu(gate) * up */
     void (*gelu_new)(float *x, size_t n);                                   /* tanh approximation, in place */
     void (*add)(float *y, const float *x, size_t n);                        /* y += x */
+    void (*to_bf16)(uint16_t *dst, const float *src, size_t n); /* round to nearest even (bf16 recording) */
     /* dst[i] = src[rows[i]] for rows of `width` floats (src row stride = width). */
     void (*gather_rows)(float *dst, const float *src, const int64_t *rows, int n, int width);
     void (*scatter_rows)(float *dst, const float *src, const int64_t *rows, int n, int width);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/ll_alloc.h"
+#include "../core/ll_dtype.h"
 #include "ll_hooks_internal.h"
 
 /* A record whose rows are on their way to the host (asynchronous backends): the copy
@@ -15,7 +16,8 @@ typedef struct {
     ll_hook_point point;
     int layer, n_rows, width;
     int64_t *rows;       /* owned */
-    float *data;         /* inside a pinned arena chunk */
+    void *data;          /* inside a pinned arena chunk: fp32, or bf16 for a bf16 record */
+    bool bf16;
 } ll_pending;
 
 /* Page-locked host memory for pending rows, handed out front to back and reset after each
@@ -122,6 +124,8 @@ static void *ll_dup(const void *src, size_t n, size_t size) {
 ll_status ll_hooks_add_record(ll_hooks *h, const ll_record *r) {
     LL_TRY(ll_check_site(h, r->point, r->layer_lo, r->layer_hi));
     if (!r->fn) return ll_err(LL_ERR_ARG, "hook %s: record without a sink", ll_hook_name(r->point));
+    if (r->bf16 && r->point == LL_HOOK_ATTN_PATTERN)
+        return ll_err(LL_ERR_ARG, "hook attn.hook_pattern: attention patterns are recorded in fp32 only");
     if (r->pos == LL_POS_LIST && (r->n_rows <= 0 || !r->rows))
         return ll_err(LL_ERR_ARG, "hook %s: position list is empty", ll_hook_name(r->point));
     ll_record *nr = realloc(h->rec, (size_t)(h->n_rec + 1) * sizeof *nr);
@@ -294,7 +298,8 @@ static ll_status ll_pending_deliver(ll_hooks *h) {
         const ll_pending *q = &h->pend[i];
         const ll_record *r = &h->rec[q->rec];
         ll_hook_rows hr = {.point = q->point, .layer = q->layer, .n_rows = q->n_rows, .rows = q->rows,
-                           .width = q->width, .data = q->data, .seq = -1};
+                           .width = q->width, .data = q->bf16 ? NULL : (const float *)q->data,
+                           .data_bf16 = q->bf16 ? (const uint16_t *)q->data : NULL, .seq = -1};
         st = r->fn(r->user, &hr);
     }
     ll_pending_drop(h);
@@ -316,7 +321,9 @@ ll_status ll_hooks_end_forward(ll_hooks *h, const ll_backend *be, ll_status forw
 static ll_status ll_queue_record(ll_hooks *h, int ri, const ll_backend *be, ll_hook_point p, int layer,
                                  const float *buf, int width, int n, int64_t *rows) {
     size_t nf = (size_t)n * (size_t)width;
-    if (h->pend_floats + nf > LL_PENDING_MAX_FLOATS && h->n_pend > 0) {
+    bool bf16 = h->rec[ri].bf16;
+    size_t slots = bf16 ? (nf + 1) / 2 : nf; /* arena floats the rows take */
+    if (h->pend_floats + slots > LL_PENDING_MAX_FLOATS && h->n_pend > 0) {
         /* Bound the pinned memory in flight: wait for what is queued and deliver it now. */
         ll_status st = be->sync();
         if (st) {
@@ -338,18 +345,27 @@ static ll_status ll_queue_record(ll_hooks *h, int ri, const ll_backend *be, ll_h
         h->pend = np;
         h->cap_pend = cap;
     }
-    float *host = ll_arena_get(h, be, nf ? nf : 1);
+    float *host = ll_arena_get(h, be, slots ? slots : 1);
     float *tmp = host ? be->alloc(nf ? nf * sizeof(float) : 4) : NULL;
-    if (!host || !tmp) {
+    uint16_t *tmpb = tmp && bf16 ? be->alloc(nf ? nf * 2 : 4) : NULL;
+    if (!host || !tmp || (bf16 && !tmpb)) {
+        if (tmp) be->free(tmp);
         free(rows);
         return ll_err_prefix(LL_ERR_NOMEM, "record at %s (%d rows of %d floats): ", ll_hook_name(p), n, width);
     }
     be->gather_rows(tmp, buf, rows, n, width);
-    be->to_host_async(host, tmp, nf * sizeof(float));
+    if (bf16) {
+        /* rounded on the device: half the bytes cross to the host */
+        be->to_bf16(tmpb, tmp, nf);
+        be->to_host_async(host, tmpb, nf * 2);
+        be->free(tmpb);
+    } else {
+        be->to_host_async(host, tmp, nf * sizeof(float));
+    }
     be->free(tmp); /* stream-ordered: released after the copy */
     h->pend[h->n_pend++] = (ll_pending){.rec = ri, .point = p, .layer = layer, .n_rows = n, .width = width,
-                                        .rows = rows, .data = host};
-    h->pend_floats += nf;
+                                        .rows = rows, .data = host, .bf16 = bf16};
+    h->pend_floats += slots;
     return LL_OK;
 }
 
@@ -379,7 +395,18 @@ static ll_status ll_run_record(const ll_record *r, const ll_backend *be, ll_hook
         be->to_host(host, tmp, bytes);
         ll_hook_rows hr = {.point = p, .layer = layer, .n_rows = n, .rows = rows, .width = width, .data = host,
                            .seq = -1};
-        st = r->fn(r->user, &hr);
+        uint16_t *hb = NULL;
+        if (r->bf16) {
+            /* Rounded here, with the same rounding as the device's (kernels/ll_kmath.h,
+             * tested bit for bit against this converter). */
+            hb = malloc(bytes ? bytes / 2 : 2);
+            if (!hb) st = ll_err(LL_ERR_NOMEM, "record at %s: no memory for %d bf16 rows", ll_hook_name(p), n);
+            for (size_t i = 0; hb && i < (size_t)n * (size_t)width; i++) hb[i] = ll_f32_to_bf16(host[i]);
+            hr.data = NULL;
+            hr.data_bf16 = hb;
+        }
+        if (!st) st = r->fn(r->user, &hr);
+        free(hb);
     }
     free(host);
     if (tmp) be->free(tmp);

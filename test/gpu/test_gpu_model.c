@@ -162,3 +162,61 @@ Test(gpu_model, upload_twice_is_refused_cleanly) {
     cr_expect_eq(ll_model_use_backend(m, ll_backend_cpu()), LL_ERR_UNSUPPORTED);
     ll_model_free(m);
 }
+
+/* bf16 recording on the GPU: rounded on the device, equal to the fp32 record rounded on
+ * the host, bit for bit. */
+typedef struct {
+    uint16_t *b;
+    float *f;
+    int T, d, bad;
+} ll_gpu_rec;
+
+static ll_status ll_gpu_rec_b(void *user, const ll_hook_rows *r) {
+    ll_gpu_rec *s = user;
+    if (!r->data_bf16) return s->bad++, LL_OK;
+    for (int i = 0; i < r->n_rows; i++)
+        memcpy(s->b + ((size_t)r->layer * s->T + (size_t)r->rows[i]) * s->d, r->data_bf16 + (size_t)i * s->d,
+               (size_t)s->d * 2);
+    return LL_OK;
+}
+
+static ll_status ll_gpu_rec_f(void *user, const ll_hook_rows *r) {
+    ll_gpu_rec *s = user;
+    if (!r->data) return s->bad++, LL_OK;
+    for (int i = 0; i < r->n_rows; i++)
+        memcpy(s->f + ((size_t)r->layer * s->T + (size_t)r->rows[i]) * s->d, r->data + (size_t)i * s->d,
+               (size_t)s->d * 4);
+    return LL_OK;
+}
+
+Test(gpu_model, bf16_recording_is_the_rounded_fp32_record) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, "test/fixtures/llama_gqa", NULL), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_model_use_backend(m, be), LL_OK, "%s", ll_last_error());
+    const ll_config *c = &m->cfg;
+    int32_t ids[NT];
+    ll_ids(ids, c->vocab_size);
+    size_t n = (size_t)c->n_layers * NT * c->d_model;
+    ll_gpu_rec s = {.b = calloc(n, 2), .f = calloc(n, 4), .T = NT, .d = c->d_model};
+    ll_hooks *h;
+    cr_assert_eq(ll_hooks_new(&h, c->n_layers), LL_OK);
+    ll_record r = {.point = LL_HOOK_RESID_POST, .layer_lo = 0, .layer_hi = c->n_layers - 1, .fn = ll_gpu_rec_b,
+                   .user = &s, .bf16 = true};
+    cr_assert_eq(ll_hooks_add_record(h, &r), LL_OK);
+    r.fn = ll_gpu_rec_f;
+    r.bf16 = false;
+    cr_assert_eq(ll_hooks_add_record(h, &r), LL_OK);
+    ll_batch b = {.n_seq = 2, .seq_off = ll_off, .tokens = ids};
+    ll_forward_opts o = {.hooks = h};
+    cr_assert_eq(ll_forward(m, &b, &o), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(s.bad, 0);
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++) diff += s.b[i] != ll_f32_to_bf16(s.f[i]);
+    cr_expect_eq(diff, 0, "%zu bf16 values differ from the rounded fp32 record", diff);
+    ll_hooks_free(h);
+    free(s.b);
+    free(s.f);
+    ll_model_free(m);
+}

@@ -18,6 +18,7 @@ void ll_cpu_attention(const ll_attn_args *a);
 void ll_cpu_swiglu(float *out, const float *gate, const float *up, size_t n);
 void ll_cpu_gelu_new(float *x, size_t n);
 void ll_cpu_add(float *y, const float *x, size_t n);
+void ll_cpu_to_bf16(uint16_t *dst, const float *src, size_t n);
 void ll_cpu_gather_rows(float *dst, const float *src, const int64_t *rows, int n, int width);
 void ll_cpu_scatter_rows(float *dst, const float *src, const int64_t *rows, int n, int width);
 

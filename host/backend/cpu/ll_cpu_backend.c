@@ -65,6 +65,7 @@ static const ll_backend ll_cpu_table = {
     .swiglu = ll_cpu_swiglu,
     .gelu_new = ll_cpu_gelu_new,
     .add = ll_cpu_add,
+    .to_bf16 = ll_cpu_to_bf16,
     .gather_rows = ll_cpu_gather_rows,
     .scatter_rows = ll_cpu_scatter_rows,
     .entropy = ll_cpu_entropy,

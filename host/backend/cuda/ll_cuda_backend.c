@@ -451,6 +451,11 @@ static void ll_cuda_add(float *y, const float *x, size_t n) {
     LL_LAUNCH("add", ll_k_add(y, x, n, LL_STREAM));
 }
 
+static void ll_cuda_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    ll_xb_stale();
+    LL_LAUNCH("to_bf16", ll_k_f32_to_bf16(dst, src, n, LL_STREAM));
+}
+
 static void ll_cuda_gather_rows(float *dst, const float *src, const int64_t *rows, int n, int width) {
     ll_xb_stale();
     if (n <= 0) return;
@@ -584,6 +589,7 @@ static const ll_backend ll_cuda_table = {
     .swiglu = ll_cuda_swiglu,
     .gelu_new = ll_cuda_gelu_new,
     .add = ll_cuda_add,
+    .to_bf16 = ll_cuda_to_bf16,
     .gather_rows = ll_cuda_gather_rows,
     .scatter_rows = ll_cuda_scatter_rows,
     .entropy = ll_cuda_entropy,
