@@ -37,22 +37,27 @@ HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not 
 ifeq ($(CUDA),1)
   HOST_SRC += $(wildcard host/backend/cuda/*.c)
   CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
-  CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1
-  LDLIBS += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
-  NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC
+  CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1 -DLL_CUDA_MIN_CC=$(patsubst sm_%,%,$(subst a,,$(CUDA_ARCH)))
+  # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
+  # on a machine that has the same CUDA major version elsewhere); the runtime statically.
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
+  NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC -Xptxas -warn-spills --resource-usage
 else
   HOST_SRC += host/backend/ll_devices_none.c
   CU_SRC :=
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
-TEST_SRC := $(wildcard test/test_*.c) test/ll_test_util.c
+# The GPU benchmark needs the CUDA backend: built (so CI compiles it) whenever CUDA is on.
+GPU_BENCH := $(if $(filter 1,$(CUDA)),$(BUILD)/layerlab_bench_gpu)
+# test/gpu: CUDA-vs-CPU suites; they skip, saying why, without a device.
+TEST_SRC := $(wildcard test/test_*.c test/gpu/test_*.c) test/ll_test_util.c
 
 LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo bench bench-tok fuzz fixtures clean check-ci
-all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab
+.PHONY: all deps test asan demo bench bench-tok fuzz fixtures clean check-ci gpu-check gpu-pack
+all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab $(GPU_BENCH)
 
 deps:
 	@bash tools/deps.sh build
@@ -72,12 +77,15 @@ $(BUILD)/liblayerlab.a: $(LIB_OBJ)
 $(BUILD)/layerlab: $(TOOL_OBJ) $(BUILD)/liblayerlab.a
 	$(CC) $(LDFLAGS) $(TOOL_OBJ) $(BUILD)/liblayerlab.a $(LDLIBS) -o $@
 
+$(BUILD)/layerlab_bench_gpu: $(BUILD)/tools/bench/ll_bench_gpu.o $(BUILD)/liblayerlab.a
+	$(CC) $(LDFLAGS) $< $(BUILD)/liblayerlab.a $(LDLIBS) -o $@
+
 $(BUILD)/layerlab_tests: $(TEST_OBJ) $(BUILD)/liblayerlab.a
 	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/liblayerlab.a -lcriterion $(LDLIBS) -o $@
 
 # One binary, one Criterion summary. Tests run from the repository root so that
 # test/fixtures and ../shared/assets resolve the same way everywhere.
-test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab
+test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab $(GPU_BENCH)
 	$(BUILD)/layerlab_tests --jobs 2 $(TEST_ARGS)
 
 asan:
@@ -107,4 +115,13 @@ fixtures:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+# make gpu-check: build, then test/gpu and the GPU benchmarks against transformers, with a
+# short table and logs in $OUT (or ./gpu-results). make gpu-pack: the same binaries and the
+# non-CUDA libraries they load, in gpu-pack/, for a GPU machine that cannot build them.
+gpu-check:
+	@bash tools/gpu-check.sh
+
+gpu-pack: all $(BUILD)/layerlab_tests
+	@bash tools/gpu-pack.sh $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/tools/bench/ll_bench_gpu.d

@@ -11,3 +11,10 @@ int ll_cuda_devices(ll_device_info *out, int max, char *why, size_t why_len) {
     if (why) snprintf(why, why_len, "built without CUDA (nvcc not found or CUDA=0)");
     return 0;
 }
+
+#include "ll_backend.h"
+
+const ll_backend *ll_backend_cuda(void) {
+    ll_err(LL_ERR_UNSUPPORTED, "CUDA backend: built without CUDA (nvcc not found or CUDA=0)");
+    return NULL;
+}

@@ -44,6 +44,9 @@ static ll_status ll_check_batch(const ll_model *m, const ll_batch *b, const ll_f
         const ll_kv_cache *kc = o->cache;
         if (kc->n_layers != c->n_layers || kc->kv_width != c->n_kv_heads * c->head_dim)
             return ll_err(LL_ERR_ARG, "forward: KV cache was made for another model");
+        if (kc->be != m->be)
+            return ll_err(LL_ERR_ARG, "forward: the KV cache is in %s memory but the model runs on %s (make the cache "
+                                      "after ll_model_use_backend)", kc->be->name, m->be->name);
         for (int s = 0; s < b->n_seq; s++) {
             int slot = b->slot ? b->slot[s] : s;
             if (slot < 0 || slot >= kc->n_slots)
@@ -85,11 +88,40 @@ static ll_status ll_alloc_bufs(const ll_model *m, int64_t T, ll_fwd_bufs *f) {
         *want[i].p = be->alloc(want[i].bytes ? want[i].bytes : 4);
         if (!*want[i].p) {
             ll_free_bufs(be, f);
-            return ll_err(LL_ERR_NOMEM, "forward: cannot allocate activations for %lld rows (%zu bytes)", (long long)T,
-                          want[i].bytes);
+            /* keep the backend's own words (on CUDA: free and total device memory) after ours */
+            return ll_err_prefix(LL_ERR_NOMEM, "forward: cannot allocate activations for %lld rows (%zu bytes): ",
+                                 (long long)T, want[i].bytes);
         }
     }
     return LL_OK;
+}
+
+/* Replace each sequence's pattern in backend memory by a host copy (freed with free()).
+ * All host buffers are allocated before any is swapped in, so on failure every entry is
+ * still backend memory and the caller's cleanup frees it the usual way. */
+static ll_status ll_patterns_to_host(const ll_backend *be, const ll_batch *b, float **pattern, int H,
+                                     const int *n_past) {
+    float **h = calloc((size_t)b->n_seq, sizeof *h);
+    size_t *bytes = calloc((size_t)b->n_seq, sizeof *bytes);
+    ll_status st = (h && bytes) ? LL_OK : ll_err(LL_ERR_NOMEM, "forward: no memory for attention pattern copies");
+    for (int s = 0; !st && s < b->n_seq; s++) {
+        int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
+        bytes[s] = (size_t)H * n_new * (size_t)(n_new + n_past[s]) * sizeof(float);
+        h[s] = malloc(bytes[s] ? bytes[s] : 1);
+        if (!h[s]) st = ll_err(LL_ERR_NOMEM, "forward: no host memory for an attention pattern (%zu bytes)", bytes[s]);
+    }
+    for (int s = 0; h && s < b->n_seq; s++) {
+        if (st) {
+            free(h[s]);
+            continue;
+        }
+        be->to_host(h[s], pattern[s], bytes[s]);
+        be->free(pattern[s]);
+        pattern[s] = h[s];
+    }
+    free(h);
+    free(bytes);
+    return st;
 }
 
 #define LL_HOOK(point, layer, buf, width)                                                                         \
@@ -151,16 +183,25 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
     }
     float scale = 1.0f / sqrtf((float)hd);
 
+    /* A residual add and the norm right after it run as one op (add_norm) when no hook
+     * site between them is in use: one pass over the residual instead of two on the GPU,
+     * and exactly add-then-norm on the CPU. xn_ready: the previous block already wrote
+     * this block's normalised input. */
+    bool fuse = be->add_norm != NULL, xn_ready = false;
+    bool layer_norm = c->norm == LL_NORM_LAYER;
     for (int l = start; l < stop; l++) {
         const ll_layer_weights *W = &m->w.layers[l];
         LL_HOOK(LL_HOOK_RESID_PRE, l, f.x, d);
-        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->attn_norm_w, (int)T, d, c->norm_eps);
-        else be->layernorm(f.xn, f.x, W->attn_norm_w, W->attn_norm_b, (int)T, d, c->norm_eps);
+        if (!xn_ready) {
+            if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->attn_norm_w, (int)T, d, c->norm_eps);
+            else be->layernorm(f.xn, f.x, W->attn_norm_w, W->attn_norm_b, (int)T, d, c->norm_eps);
+        }
+        xn_ready = false;
         be->matmul(f.q, f.xn, &W->wq, W->bq, (int)T, false);
         be->matmul(f.k, f.xn, &W->wk, W->bk, (int)T, false);
         be->matmul(f.v, f.xn, &W->wv, W->bv, (int)T, false);
-        be->rope(f.q, f.pos, (int)T, H, hd, m->rope_inv_freq, c->rope_layout);
-        be->rope(f.k, f.pos, (int)T, Hkv, hd, m->rope_inv_freq, c->rope_layout);
+        be->rope(f.q, f.pos, (int)T, H, hd, m->w.rope_inv_freq, c->rope_layout);
+        be->rope(f.k, f.pos, (int)T, Hkv, hd, m->w.rope_inv_freq, c->rope_layout);
         int kv_stride = kw;
         for (int s = 0; s < b->n_seq; s++) {
             int64_t r0 = b->seq_off[s];
@@ -186,7 +227,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
                 int n_new = (int)(b->seq_off[s + 1] - b->seq_off[s]);
                 pattern[s] = be->alloc((size_t)H * n_new * (size_t)(n_new + n_past[s]) * sizeof(float));
                 if (!pattern[s]) {
-                    st = LL_ERR_NOMEM;
+                    st = ll_err_prefix(LL_ERR_NOMEM, "forward: attention pattern of layer %d, sequence %d: ", l, s);
                     goto done;
                 }
             }
@@ -200,9 +241,13 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
                 kc->len[l * kc->n_slots + (b->slot ? b->slot[s] : s)] += (int)(b->seq_off[s + 1] - b->seq_off[s]);
         if (want_pattern) {
             /* Patterns are handed over in host memory; on the CPU backend they already are. */
+            if (!be->host_memory) {
+                if ((st = ll_patterns_to_host(be, b, pattern, H, n_past))) goto done;
+            }
             st = ll_hooks_emit_pattern(o->hooks, l, b, pattern, H, n_past);
             for (int s = 0; s < b->n_seq; s++) {
-                be->free(pattern[s]);
+                if (be->host_memory) be->free(pattern[s]);
+                else free(pattern[s]);
                 pattern[s] = NULL;
             }
             if (st) goto done;
@@ -210,10 +255,14 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         LL_HOOK(LL_HOOK_ATTN_Z, l, f.z, qw);
         be->matmul(f.o, f.z, &W->wo, W->bo, (int)T, false);
         LL_HOOK(LL_HOOK_ATTN_OUT, l, f.o, d);
-        be->add(f.x, f.o, (size_t)T * d);
-        LL_HOOK(LL_HOOK_RESID_MID, l, f.x, d);
-        if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->mlp_norm_w, (int)T, d, c->norm_eps);
-        else be->layernorm(f.xn, f.x, W->mlp_norm_w, W->mlp_norm_b, (int)T, d, c->norm_eps);
+        if (fuse && !ll_hooks_active(o->hooks, LL_HOOK_RESID_MID, l)) {
+            be->add_norm(f.x, f.xn, f.o, W->mlp_norm_w, W->mlp_norm_b, layer_norm, (int)T, d, c->norm_eps);
+        } else {
+            be->add(f.x, f.o, (size_t)T * d);
+            LL_HOOK(LL_HOOK_RESID_MID, l, f.x, d);
+            if (c->norm == LL_NORM_RMS) be->rmsnorm(f.xn, f.x, W->mlp_norm_w, (int)T, d, c->norm_eps);
+            else be->layernorm(f.xn, f.x, W->mlp_norm_w, W->mlp_norm_b, (int)T, d, c->norm_eps);
+        }
         if (c->mlp == LL_MLP_SWIGLU) {
             be->matmul(f.h1, f.xn, &W->w_gate, NULL, (int)T, false);
             be->matmul(f.h2, f.xn, &W->w_up, NULL, (int)T, false);
@@ -224,8 +273,15 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         }
         be->matmul(f.o, f.h1, &W->w_down, W->b_down, (int)T, false);
         LL_HOOK(LL_HOOK_MLP_OUT, l, f.o, d);
-        be->add(f.x, f.o, (size_t)T * d);
-        LL_HOOK(LL_HOOK_RESID_POST, l, f.x, d);
+        if (fuse && l + 1 < stop && !ll_hooks_active(o->hooks, LL_HOOK_RESID_POST, l) &&
+            !ll_hooks_active(o->hooks, LL_HOOK_RESID_PRE, l + 1)) {
+            const ll_layer_weights *Wn = &m->w.layers[l + 1];
+            be->add_norm(f.x, f.xn, f.o, Wn->attn_norm_w, Wn->attn_norm_b, layer_norm, (int)T, d, c->norm_eps);
+            xn_ready = true;
+        } else {
+            be->add(f.x, f.o, (size_t)T * d);
+            LL_HOOK(LL_HOOK_RESID_POST, l, f.x, d);
+        }
     }
     if (o->resid_out) be->to_host(o->resid_out, f.x, (size_t)T * d * sizeof(float));
 
@@ -238,7 +294,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         if (!all) {
             xs = be->alloc((size_t)R * d * sizeof(float));
             if (!xs) {
-                st = LL_ERR_NOMEM;
+                st = ll_err_prefix(LL_ERR_NOMEM, "forward: last rows for the head: ");
                 goto done;
             }
             be->gather_rows(xs, f.x, last_rows, R, d);
@@ -259,7 +315,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
             if (o->logits == LL_LOGITS_LAST && all) {
                 float *tmp = be->alloc((size_t)b->n_seq * V * sizeof(float));
                 if (!tmp) {
-                    st = LL_ERR_NOMEM;
+                    st = ll_err_prefix(LL_ERR_NOMEM, "forward: last-row logits: ");
                     goto done;
                 }
                 be->gather_rows(tmp, lg, last_rows, b->n_seq, (int)V);
@@ -271,6 +327,15 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
         }
     }
 done:
+    /* Ops report failures at the next sync (a GPU runs them asynchronously); the first
+     * failure wins, and a failure already on the way out is not masked by a later one. */
+    {
+        ll_status sst = be->sync();
+        if (!st) st = sst;
+        /* Records queued asynchronously reach their sinks now that the rows have arrived. */
+        ll_status hst = ll_hooks_end_forward(o->hooks, be, st);
+        if (!st) st = hst;
+    }
     if (lg) be->free(lg);
     if (xs) be->free(xs);
     if (pattern)

@@ -6,7 +6,28 @@
 #include <string.h>
 
 #include "../core/ll_alloc.h"
+#include "../core/ll_dtype.h"
 #include "ll_hooks_internal.h"
+
+/* A record whose rows are on their way to the host (asynchronous backends): the copy
+ * is queued at the hook site, the sink is called after the forward pass synchronised. */
+typedef struct {
+    int rec;             /* index into rec[] */
+    ll_hook_point point;
+    int layer, n_rows, width;
+    int64_t *rows;       /* owned */
+    void *data;          /* inside a pinned arena chunk: fp32, or bf16 for a bf16 record */
+    bool bf16;
+} ll_pending;
+
+/* Page-locked host memory for pending rows, handed out front to back and reset after each
+ * forward; chunks are kept for the next forward (allocating pinned memory is slow). */
+typedef struct {
+    float *p;
+    size_t cap, used; /* floats */
+} ll_arena_chunk;
+
+#define LL_PENDING_MAX_FLOATS ((size_t)64 << 20) /* 256 MiB in flight, then deliver early */
 
 struct ll_hooks {
     int n_layers;
@@ -16,6 +37,13 @@ struct ll_hooks {
     ll_patch *pat;
     int n_pat;
     ll_patch_stat *stat;
+    /* asynchronous recording */
+    const ll_backend *arena_be;
+    ll_arena_chunk *chunks;
+    int n_chunks;
+    ll_pending *pend;
+    int n_pend, cap_pend;
+    size_t pend_floats;
 };
 
 static uint8_t *ll_site(const ll_hooks *h, ll_hook_point p, int layer) {
@@ -52,8 +80,19 @@ void ll_hooks_clear(ll_hooks *h) {
     memset(h->active, 0, (size_t)LL_HOOK_COUNT * (size_t)(h->n_layers + 1));
 }
 
+static void ll_pending_drop(ll_hooks *h) {
+    for (int i = 0; i < h->n_pend; i++) free(h->pend[i].rows);
+    h->n_pend = 0;
+    h->pend_floats = 0;
+    for (int i = 0; i < h->n_chunks; i++) h->chunks[i].used = 0;
+}
+
 void ll_hooks_free(ll_hooks *h) {
     if (!h) return;
+    ll_pending_drop(h);
+    free(h->pend);
+    for (int i = 0; i < h->n_chunks; i++) h->arena_be->host_free(h->chunks[i].p);
+    free(h->chunks);
     ll_hooks_clear(h);
     free(h->active);
     free(h);
@@ -85,6 +124,8 @@ static void *ll_dup(const void *src, size_t n, size_t size) {
 ll_status ll_hooks_add_record(ll_hooks *h, const ll_record *r) {
     LL_TRY(ll_check_site(h, r->point, r->layer_lo, r->layer_hi));
     if (!r->fn) return ll_err(LL_ERR_ARG, "hook %s: record without a sink", ll_hook_name(r->point));
+    if (r->bf16 && r->point == LL_HOOK_ATTN_PATTERN)
+        return ll_err(LL_ERR_ARG, "hook attn.hook_pattern: attention patterns are recorded in fp32 only");
     if (r->pos == LL_POS_LIST && (r->n_rows <= 0 || !r->rows))
         return ll_err(LL_ERR_ARG, "hook %s: position list is empty", ll_hook_name(r->point));
     ll_record *nr = realloc(h->rec, (size_t)(h->n_rec + 1) * sizeof *nr);
@@ -229,6 +270,105 @@ static ll_status ll_apply_patch(ll_hooks *h, int pi, const ll_backend *be, float
     return LL_OK;
 }
 
+/* n floats of pinned host memory from the arena; NULL with the error set. */
+static float *ll_arena_get(ll_hooks *h, const ll_backend *be, size_t n) {
+    if (h->arena_be && h->arena_be != be) return ll_err(LL_ERR_ARG, "hooks: used with two backends"), NULL;
+    h->arena_be = be;
+    for (int i = 0; i < h->n_chunks; i++)
+        if (h->chunks[i].cap - h->chunks[i].used >= n) {
+            float *p = h->chunks[i].p + h->chunks[i].used;
+            h->chunks[i].used += n;
+            return p;
+        }
+    size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20); /* at least 4 MiB a chunk */
+    ll_arena_chunk *nc = realloc(h->chunks, (size_t)(h->n_chunks + 1) * sizeof *nc);
+    if (!nc) return ll_err(LL_ERR_NOMEM, "hooks: cannot grow the recording arena"), NULL;
+    h->chunks = nc;
+    float *p = be->host_alloc(cap * sizeof(float));
+    if (!p) return NULL;
+    h->chunks[h->n_chunks++] = (ll_arena_chunk){.p = p, .cap = cap, .used = n};
+    return p;
+}
+
+/* Call the sinks of every pending record, in the order the records were made. The rows
+ * must have arrived (the caller synchronised the backend). */
+static ll_status ll_pending_deliver(ll_hooks *h) {
+    ll_status st = LL_OK;
+    for (int i = 0; i < h->n_pend && !st; i++) {
+        const ll_pending *q = &h->pend[i];
+        const ll_record *r = &h->rec[q->rec];
+        ll_hook_rows hr = {.point = q->point, .layer = q->layer, .n_rows = q->n_rows, .rows = q->rows,
+                           .width = q->width, .data = q->bf16 ? NULL : (const float *)q->data,
+                           .data_bf16 = q->bf16 ? (const uint16_t *)q->data : NULL, .seq = -1};
+        st = r->fn(r->user, &hr);
+    }
+    ll_pending_drop(h);
+    return st;
+}
+
+ll_status ll_hooks_end_forward(ll_hooks *h, const ll_backend *be, ll_status forward_status) {
+    if (!h || h->n_pend == 0) return LL_OK;
+    if (forward_status) { /* the rows may never have arrived: drop them, report nothing new */
+        ll_pending_drop(h);
+        return LL_OK;
+    }
+    (void)be;
+    return ll_pending_deliver(h);
+}
+
+/* Asynchronous variant of ll_run_record: gather on the device, queue the copy into pinned
+ * memory, and leave the sink call for ll_hooks_end_forward. `rows` is owned from here on. */
+static ll_status ll_queue_record(ll_hooks *h, int ri, const ll_backend *be, ll_hook_point p, int layer,
+                                 const float *buf, int width, int n, int64_t *rows) {
+    size_t nf = (size_t)n * (size_t)width;
+    bool bf16 = h->rec[ri].bf16;
+    size_t slots = bf16 ? (nf + 1) / 2 : nf; /* arena floats the rows take */
+    if (h->pend_floats + slots > LL_PENDING_MAX_FLOATS && h->n_pend > 0) {
+        /* Bound the pinned memory in flight: wait for what is queued and deliver it now. */
+        ll_status st = be->sync();
+        if (st) {
+            free(rows);
+            return st;
+        }
+        if ((st = ll_pending_deliver(h))) {
+            free(rows);
+            return st;
+        }
+    }
+    if (h->n_pend == h->cap_pend) {
+        int cap = h->cap_pend ? 2 * h->cap_pend : 64;
+        ll_pending *np = realloc(h->pend, (size_t)cap * sizeof *np);
+        if (!np) {
+            free(rows);
+            return ll_err(LL_ERR_NOMEM, "record at %s: cannot grow the pending list", ll_hook_name(p));
+        }
+        h->pend = np;
+        h->cap_pend = cap;
+    }
+    float *host = ll_arena_get(h, be, slots ? slots : 1);
+    float *tmp = host ? be->alloc(nf ? nf * sizeof(float) : 4) : NULL;
+    uint16_t *tmpb = tmp && bf16 ? be->alloc(nf ? nf * 2 : 4) : NULL;
+    if (!host || !tmp || (bf16 && !tmpb)) {
+        if (tmp) be->free(tmp);
+        free(rows);
+        return ll_err_prefix(LL_ERR_NOMEM, "record at %s (%d rows of %d floats): ", ll_hook_name(p), n, width);
+    }
+    be->gather_rows(tmp, buf, rows, n, width);
+    if (bf16) {
+        /* rounded on the device: half the bytes cross to the host */
+        be->to_bf16(tmpb, tmp, nf);
+        be->to_host_async(host, tmpb, nf * 2);
+        be->free(tmpb);
+    } else {
+        be->to_host_async(host, tmp, nf * sizeof(float));
+    }
+    be->free(tmp); /* stream-ordered: released after the copy */
+    h->pend[h->n_pend++] = (ll_pending){.rec = ri, .point = p, .layer = layer, .n_rows = n, .width = width,
+                                        .rows = rows, .data = host, .bf16 = bf16};
+    h->pend_floats += slots;
+    return LL_OK;
+}
+
 static ll_status ll_run_record(const ll_record *r, const ll_backend *be, ll_hook_point p, int layer,
                                const float *buf, int width, const ll_batch *b) {
     int64_t T = ll_batch_rows(b);
@@ -255,7 +395,18 @@ static ll_status ll_run_record(const ll_record *r, const ll_backend *be, ll_hook
         be->to_host(host, tmp, bytes);
         ll_hook_rows hr = {.point = p, .layer = layer, .n_rows = n, .rows = rows, .width = width, .data = host,
                            .seq = -1};
-        st = r->fn(r->user, &hr);
+        uint16_t *hb = NULL;
+        if (r->bf16) {
+            /* Rounded here, with the same rounding as the device's (kernels/ll_kmath.h,
+             * tested bit for bit against this converter). */
+            hb = malloc(bytes ? bytes / 2 : 2);
+            if (!hb) st = ll_err(LL_ERR_NOMEM, "record at %s: no memory for %d bf16 rows", ll_hook_name(p), n);
+            for (size_t i = 0; hb && i < (size_t)n * (size_t)width; i++) hb[i] = ll_f32_to_bf16(host[i]);
+            hr.data = NULL;
+            hr.data_bf16 = hb;
+        }
+        if (!st) st = r->fn(r->user, &hr);
+        free(hb);
     }
     free(host);
     if (tmp) be->free(tmp);
@@ -269,8 +420,29 @@ ll_status ll_hooks_run(ll_hooks *h, const ll_backend *be, ll_hook_point p, int l
         if (h->pat[i].point == p && h->pat[i].layer == layer) LL_TRY(ll_apply_patch(h, i, be, buf, width, b, n_heads));
     for (int i = 0; i < h->n_rec; i++) {
         const ll_record *r = &h->rec[i];
-        if (r->point == p && layer >= r->layer_lo && layer <= r->layer_hi)
+        if (r->point != p || layer < r->layer_lo || layer > r->layer_hi) continue;
+        int64_t T = ll_batch_rows(b);
+        int n = r->pos == LL_POS_LIST ? r->n_rows : r->pos == LL_POS_ALL ? (int)T : b->n_seq;
+        if (be->to_host_async && (size_t)n * (size_t)width > LL_PENDING_MAX_FLOATS) {
+            /* Too large to hold in pinned memory (all logits of a long batch, say): deliver
+             * what is pending, in order, then take this one the synchronous way. */
+            if (h->n_pend > 0) {
+                LL_TRY(be->sync());
+                LL_TRY(ll_pending_deliver(h));
+            }
             LL_TRY(ll_run_record(r, be, p, layer, buf, width, b));
+            continue;
+        }
+        if (!be->to_host_async) {
+            LL_TRY(ll_run_record(r, be, p, layer, buf, width, b));
+            continue;
+        }
+        if (r->pos == LL_POS_LIST) LL_TRY(ll_check_rows(r->rows, r->n_rows, T, "record", p));
+        int64_t *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+        if (!rows) return ll_err(LL_ERR_NOMEM, "record at %s: no memory", ll_hook_name(p));
+        for (int k = 0; k < n; k++)
+            rows[k] = r->pos == LL_POS_LIST ? r->rows[k] : r->pos == LL_POS_ALL ? k : b->seq_off[k + 1] - 1;
+        LL_TRY(ll_queue_record(h, i, be, p, layer, buf, width, n, rows));
     }
     return LL_OK;
 }

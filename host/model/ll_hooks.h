@@ -41,7 +41,8 @@ typedef struct {
     int n_rows;
     const int64_t *rows; /* batch row index of each row */
     int width;
-    const float *data;
+    const float *data;         /* fp32 rows; NULL for a bf16 record */
+    const uint16_t *data_bf16; /* bf16 rows (fp32 rounded to nearest even) for a bf16 record, else NULL */
     int seq;             /* ATTN_PATTERN only */
     int n_heads, n_keys; /* ATTN_PATTERN only */
 } ll_hook_rows;
@@ -56,6 +57,7 @@ typedef struct {
     int n_rows;
     ll_record_fn fn;
     void *user;
+    bool bf16;              /* hand the rows over as bf16 (data_bf16): half the bytes to move and keep */
 } ll_record;
 
 typedef struct {

@@ -16,5 +16,9 @@ ll_status ll_hooks_run(ll_hooks *h, const ll_backend *be, ll_hook_point p, int l
 ll_status ll_hooks_emit_pattern(ll_hooks *h, int layer, const ll_batch *b, float *const *pattern, int n_heads,
                                 const int *n_past);
 void ll_hooks_begin_forward(ll_hooks *h);
+/* After the forward pass synchronised the backend: hand the rows recorded asynchronously
+ * (backends with to_host_async) to their sinks, in order. With a failed forward they are
+ * dropped. Returns the first sink failure. */
+ll_status ll_hooks_end_forward(ll_hooks *h, const ll_backend *be, ll_status forward_status);
 
 #endif

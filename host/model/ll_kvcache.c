@@ -29,8 +29,8 @@ ll_status ll_kv_cache_new(ll_kv_cache **out, const ll_model *m, int n_slots, int
     c->len = ll_calloc((size_t)c->n_layers * (size_t)n_slots, sizeof(int), "KV cache lengths");
     if (!c->k || !c->v || !c->len) {
         ll_kv_cache_free(c);
-        return ll_err(LL_ERR_NOMEM, "KV cache: cannot allocate 2 x %zu bytes (%d layers x %d slots x %d tokens x %d)",
-                      bytes, m->cfg.n_layers, n_slots, cap, m->cfg.n_kv_heads * m->cfg.head_dim);
+        return ll_err_prefix(LL_ERR_NOMEM, "KV cache: cannot allocate 2 x %zu bytes (%d layers x %d slots x %d tokens x %d): ",
+                             bytes, m->cfg.n_layers, n_slots, cap, m->cfg.n_kv_heads * m->cfg.head_dim);
     }
     *out = c;
     return LL_OK;

@@ -52,5 +52,6 @@ ll_status ll_model_init_rope(ll_model *m) {
         free(fac);
     }
     m->rope_inv_freq = f;
+    m->w.rope_inv_freq = f;
     return LL_OK;
 }

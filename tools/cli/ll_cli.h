@@ -24,11 +24,18 @@ int ll_cli_usage(const char *usage);
 int ll_cli_status(ll_status st);
 /* "1,403,407" -> ids; error names the offending item. */
 ll_status ll_cli_parse_ids(const char *s, int32_t **out, int *n);
-/* Common options: --threads N, --tokenizer FILE. Returns 1 when argv[*i] was consumed. */
+/* Common options: --threads N, --device cuda|cpu. Returns 1 when argv[*i] was consumed. */
 int ll_cli_common_opt(int argc, char **argv, int *i, int *status);
+/* Load a model onto the host (for commands that only inspect it). */
 ll_status ll_cli_load(const char *path, ll_model **m);
 /* --tokenizer FILE when given, else the tokenizer next to the model (see ll_tokenizer_for_model). */
 extern const char *ll_cli_tokenizer_path;
 ll_status ll_cli_load_tokenizer(const char *model_path, int vocab_size, ll_tokenizer **t);
+/* Load a model and move it to the device the command runs on (--device, default cuda
+ * when a GPU is present, else cpu). */
+ll_status ll_cli_load_for_run(const char *path, ll_model **m);
+/* The backend --device selects; NULL (error set) when cuda was asked for and is not
+ * usable. `why` says how it was chosen. */
+const ll_backend *ll_cli_backend(char *why, size_t why_len);
 
 #endif

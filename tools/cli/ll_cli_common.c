@@ -64,8 +64,25 @@ ll_status ll_cli_parse_ids(const char *s, int32_t **out, int *n) {
     return LL_OK;
 }
 
+/* --device: "cuda", "cpu", or unset (cuda when a usable GPU is present, else cpu). */
+static const char *ll_cli_device = NULL;
+
 int ll_cli_common_opt(int argc, char **argv, int *i, int *status) {
     *status = 0;
+    if (!strcmp(argv[*i], "--device")) {
+        if (*i + 1 >= argc) {
+            *status = ll_cli_fail("--device needs cuda or cpu");
+            return 1;
+        }
+        const char *d = argv[++*i];
+        if (strcmp(d, "cuda") && strcmp(d, "cpu")) {
+            fprintf(stderr, "layerlab: error: --device: expected cuda or cpu, found '%s'\n", d);
+            *status = LL_EXIT_USAGE;
+            return 1;
+        }
+        ll_cli_device = d;
+        return 1;
+    }
     if (!strcmp(argv[*i], "--threads")) {
         if (*i + 1 >= argc) {
             *status = ll_cli_fail("--threads needs a number");
@@ -100,4 +117,32 @@ ll_status ll_cli_load_tokenizer(const char *model_path, int vocab_size, ll_token
 ll_status ll_cli_load(const char *path, ll_model **m) {
     ll_load_opts lo = {0};
     return ll_model_load(m, path, &lo);
+}
+
+const ll_backend *ll_cli_backend(char *why, size_t why_len) {
+    if (ll_cli_device && !strcmp(ll_cli_device, "cpu")) {
+        snprintf(why, why_len, "--device cpu");
+        return ll_backend_cpu();
+    }
+    const ll_backend *be = ll_backend_cuda();
+    if (be) {
+        snprintf(why, why_len, ll_cli_device ? "--device cuda" : "a CUDA device is present");
+        return be;
+    }
+    if (ll_cli_device) return NULL; /* asked for cuda explicitly: the error stays set */
+    snprintf(why, why_len, "%s", ll_last_error());
+    return ll_backend_cpu();
+}
+
+ll_status ll_cli_load_for_run(const char *path, ll_model **m) {
+    char why[512];
+    const ll_backend *be = ll_cli_backend(why, sizeof why);
+    if (!be) return ll_err_prefix(LL_ERR_DEVICE, "--device cuda: ");
+    LL_TRY(ll_cli_load(path, m));
+    ll_status st = ll_model_use_backend(*m, be);
+    if (st) {
+        ll_model_free(*m);
+        *m = NULL;
+    }
+    return st;
 }

@@ -12,7 +12,7 @@
 
 static const char usage[] =
     "usage: layerlab generate MODEL --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P]\n"
-    "                         [--seed S] [--ignore-eos] [--tokenizer FILE] [--threads N]\n"
+    "                         [--seed S] [--ignore-eos] [--tokenizer FILE] [--threads N] [--device cuda|cpu]\n"
     "  --max-new-tokens N  at most N new tokens (default 64)\n"
     "  --temperature T     0 (the default) is greedy; otherwise softmax(logits / T) is sampled\n"
     "  --top-p P           nucleus sampling: keep the most likely tokens holding mass P (default 1)\n"
@@ -75,7 +75,7 @@ int ll_cli_generate(int argc, char **argv) {
     ll_encoding e = {0};
     ll_generation g = {0};
     int rc = 0;
-    ll_status s = ll_cli_load(model, &m);
+    ll_status s = ll_cli_load_for_run(model, &m);
     if (!s) s = ll_cli_load_tokenizer(model, m->cfg.vocab_size, &t);
     if (!s) s = ll_tokenizer_encode(t, prompt, strlen(prompt), LL_TOK_DEFAULT, &e);
     if (!s) {

@@ -5,7 +5,7 @@
 #include "backend/ll_devices.h"
 #include "ll_cli.h"
 
-static const char usage[] = "usage: layerlab info MODEL [--threads N]\n";
+static const char usage[] = "usage: layerlab info MODEL [--device cuda|cpu] [--threads N]\n";
 
 static const char *ll_rope_name(const ll_config *c) {
     switch (c->rope_layout) {
@@ -88,6 +88,10 @@ int ll_cli_info(int argc, char **argv) {
     for (int i = 0; i < nd && i < 8; i++)
         printf("devices         cuda:%d %s, %.1f GiB, sm_%d%d, %d SMs\n", i, dev[i].name,
                (double)dev[i].total_mem / (1u << 30), dev[i].sm_major, dev[i].sm_minor, dev[i].n_sms);
+    char how[512];
+    const ll_backend *be = ll_cli_backend(how, sizeof how);
+    if (be) printf("runs on         %s (%s)\n", be->name, how);
+    else printf("runs on         nothing: %s\n", ll_last_error());
     ll_model_free(m);
-    return 0;
+    return be ? 0 : LL_EXIT_ERR;
 }

@@ -7,7 +7,7 @@
 #include "ll_cli.h"
 
 static const char usage[] =
-    "usage: layerlab run MODEL --tokens 1,403,407 [--threads N]\n"
+    "usage: layerlab run MODEL --tokens 1,403,407 [--device cuda|cpu] [--threads N]\n"
     "prints one line per position: position, input token id, argmax next-token id, its logit\n";
 
 int ll_cli_run(int argc, char **argv) {
@@ -35,7 +35,7 @@ int ll_cli_run(int argc, char **argv) {
     ll_status s = ll_cli_parse_ids(tokens, &ids, &n);
     if (s) return ll_cli_status(s);
     ll_model *m;
-    if ((s = ll_cli_load(path, &m))) {
+    if ((s = ll_cli_load_for_run(path, &m))) {
         free(ids);
         return ll_cli_status(s);
     }

@@ -16,7 +16,8 @@ static const char usage[] =
     "\n"
     "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
     "llama2.c .bin checkpoint. Common options: --threads N (default: all cores),\n"
-    "--tokenizer FILE (needed for llama2.c checkpoints, e.g. tok512.bin).\n"
+    "--tokenizer FILE (needed for llama2.c checkpoints, e.g. tok512.bin),\n"
+    "--device cuda|cpu (default: cuda when a GPU is present, else cpu).\n"
     "Run 'layerlab <command> --help' for a command's options.\n";
 
 int main(int argc, char **argv) {

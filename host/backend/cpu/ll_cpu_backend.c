@@ -42,8 +42,13 @@ static void ll_cpu_zero(void *dst, size_t bytes) {
     if (bytes) memset(dst, 0, bytes);
 }
 
+static ll_status ll_cpu_sync(void) { return LL_OK; } /* CPU ops finish before they return */
+
 static const ll_backend ll_cpu_table = {
     .name = "cpu",
+    .host_memory = true,
+    .sync = ll_cpu_sync,
+    .load_matrix = NULL,
     .alloc = ll_cpu_alloc,
     .free = ll_cpu_free,
     .to_host = ll_cpu_memcpy,
@@ -54,13 +59,16 @@ static const ll_backend ll_cpu_table = {
     .matmul = ll_cpu_matmul,
     .rmsnorm = ll_cpu_rmsnorm,
     .layernorm = ll_cpu_layernorm,
+    .add_norm = ll_cpu_add_norm,
     .rope = ll_cpu_rope,
     .attention = ll_cpu_attention,
     .swiglu = ll_cpu_swiglu,
     .gelu_new = ll_cpu_gelu_new,
     .add = ll_cpu_add,
+    .to_bf16 = ll_cpu_to_bf16,
     .gather_rows = ll_cpu_gather_rows,
     .scatter_rows = ll_cpu_scatter_rows,
+    .entropy = ll_cpu_entropy,
 };
 
 const ll_backend *ll_backend_cpu(void) { return &ll_cpu_table; }

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../../core/ll_dtype.h"
 #include "ll_cpu.h"
 
 void ll_cpu_embed(float *x, const float *tok_emb, const float *pos_emb, const int32_t *tokens, const int32_t *pos,
@@ -37,6 +38,10 @@ void ll_cpu_gelu_new(float *x, size_t n) {
 void ll_cpu_add(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void ll_cpu_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = ll_f32_to_bf16(src[i]);
 }
 
 void ll_cpu_gather_rows(float *dst, const float *src, const int64_t *rows, int n, int width) {

@@ -31,3 +31,12 @@ void ll_cpu_layernorm(float *y, const float *x, const float *w, const float *b, 
         for (int i = 0; i < d; i++) yr[i] = (xr[i] - m) * r * w[i] + (b ? b[i] : 0.0f);
     }
 }
+
+/* The CPU gains nothing from fusing (the row is in cache either way): add, then norm,
+ * exactly the two reference ops, so results are the same bit for bit. */
+void ll_cpu_add_norm(float *x, float *y, const float *o, const float *w, const float *b, bool layer, int T, int d,
+                     float eps) {
+    ll_cpu_add(x, o, (size_t)T * (size_t)d);
+    if (layer) ll_cpu_layernorm(y, x, w, b, T, d, eps);
+    else ll_cpu_rmsnorm(y, x, w, T, d, eps);
+}
