@@ -35,6 +35,15 @@ cudaError_t ll_k_scatter_rows(float *dst, const float *src, const int64_t *rows,
 cudaError_t ll_k_fill_random_bf16(uint16_t *dst, size_t n, uint64_t seed, float scale, cudaStream_t s);
 cudaError_t ll_k_fill_random_f32(float *dst, size_t n, uint64_t seed, float scale, float offset, cudaStream_t s);
 
+/* kernels/ll_k_patch.cu: hook patches. out[r] = buf[rows[r]] (width floats) with columns
+ * [off, off + w) replaced: REPLACE src[r][i], ADD old + src[r][i], ZERO, COPY_ROW
+ * buf[src_rows[r]][off + i]; sq[r] = sum of (new - old)^2 over those columns, in double.
+ * n blocks (n < 2^31); rows, src_rows, src, out and sq in device memory. The op numbers are
+ * ll_patch_op's (host/model/ll_hooks.h). */
+enum { LL_K_PATCH_REPLACE = 0, LL_K_PATCH_ADD = 1, LL_K_PATCH_ZERO = 2, LL_K_PATCH_COPY_ROW = 3 };
+cudaError_t ll_k_patch_rows(float *out, double *sq, const float *buf, int width, const int64_t *rows,
+                            const int64_t *src_rows, const float *src, int n, int off, int w, int op, cudaStream_t s);
+
 /* kernels/ll_k_norm.cu: one block per row, statistics accumulated in double like the CPU. */
 cudaError_t ll_k_rmsnorm(float *y, uint16_t *yb, const float *x, const float *w, int T, int d, float eps,
                          cudaStream_t s);

@@ -124,6 +124,14 @@ typedef struct ll_backend {
     /* dst[i] = src[rows[i]] for rows of `width` floats (src row stride = width). */
     void (*gather_rows)(float *dst, const float *src, const int64_t *rows, int n, int width);
     void (*scatter_rows)(float *dst, const float *src, const int64_t *rows, int n, int width);
+    /* Hook patches on the device (NULL on the CPU, whose patches run through host memory in
+     * host/model/ll_hooks.c). out[r] = buf[rows[r]] (rows of `width` floats) with columns
+     * [off, off + w) patched by op (an ll_patch_op): replace with src[r][0..w), add
+     * src[r][0..w), zero, or copy buf[src_rows[r]]'s columns; sq[r] = sum over those columns
+     * of ((double)new - old)^2. The caller scatters out back into buf. rows and src_rows are
+     * host lists (as for gather_rows); src, out and sq are backend memory. */
+    void (*patch_rows)(float *out, double *sq, const float *buf, int width, const int64_t *rows,
+                       const int64_t *src_rows, const float *src, int n, int off, int w, int op);
     /* out[r] (host) for rows r < R of logits [R][V] (backend memory); top-k for k <= LL_TOPK_MAX;
      * cands (host, may be NULL) lists n_cand ids each in [0, V). */
     void (*entropy)(ll_entropy_row *out, const float *logits, int R, int V, int k, const int32_t *cands, int n_cand);

@@ -27,6 +27,15 @@ typedef struct {
     size_t cap, used; /* floats */
 } ll_arena_chunk;
 
+/* A patch's device-side state, for backends with patch_rows: its source vectors uploaded
+ * once (first use) and kept, and the per-row squared change of its last application,
+ * read back after the forward pass synchronised (ll_hooks_end_forward). */
+typedef struct {
+    float *src;   /* REPLACE / ADD: [n_rows][width] in backend memory */
+    double *sq;   /* [n_rows] */
+    bool pending; /* sq holds an application not yet folded into the statistics */
+} ll_patch_dev;
+
 #define LL_PENDING_MAX_FLOATS ((size_t)64 << 20) /* 256 MiB in flight, then deliver early */
 
 struct ll_hooks {
@@ -37,6 +46,8 @@ struct ll_hooks {
     ll_patch *pat;
     int n_pat;
     ll_patch_stat *stat;
+    ll_patch_dev *pdev;        /* [n_pat], used with backends that patch on the device */
+    const ll_backend *dev_be;  /* the backend pdev's buffers belong to */
     /* asynchronous recording */
     const ll_backend *arena_be;
     ll_arena_chunk *chunks;
@@ -69,13 +80,18 @@ void ll_hooks_clear(ll_hooks *h) {
         free((void *)h->pat[i].rows);
         free((void *)h->pat[i].src);
         free((void *)h->pat[i].src_rows);
+        if (h->pdev && h->pdev[i].src) h->dev_be->free(h->pdev[i].src);
+        if (h->pdev && h->pdev[i].sq) h->dev_be->free(h->pdev[i].sq);
     }
     free(h->rec);
     free(h->pat);
     free(h->stat);
+    free(h->pdev);
     h->rec = NULL;
     h->pat = NULL;
     h->stat = NULL;
+    h->pdev = NULL;
+    h->dev_be = NULL;
     h->n_rec = h->n_pat = 0;
     memset(h->active, 0, (size_t)LL_HOOK_COUNT * (size_t)(h->n_layers + 1));
 }
@@ -159,6 +175,10 @@ ll_status ll_hooks_add_patch(ll_hooks *h, const ll_patch *p) {
     ll_patch_stat *ns = realloc(h->stat, (size_t)(h->n_pat + 1) * sizeof *ns);
     if (!ns) return ll_err(LL_ERR_NOMEM, "hooks: cannot grow patch table");
     h->stat = ns;
+    ll_patch_dev *nd = realloc(h->pdev, (size_t)(h->n_pat + 1) * sizeof *nd);
+    if (!nd) return ll_err(LL_ERR_NOMEM, "hooks: cannot grow patch table");
+    h->pdev = nd;
+    h->pdev[h->n_pat] = (ll_patch_dev){0};
     ll_patch c = *p;
     c.rows = ll_dup(p->rows, (size_t)p->n_rows, sizeof(int64_t));
     c.src = NULL;
@@ -192,8 +212,11 @@ ll_patch_stat ll_hooks_patch_stat(const ll_hooks *h, int i) {
 int ll_hooks_active(const ll_hooks *h, ll_hook_point p, int layer) { return h && *ll_site(h, p, layer); }
 
 void ll_hooks_begin_forward(ll_hooks *h) {
-    if (h)
-        for (int i = 0; i < h->n_pat; i++) h->stat[i] = (ll_patch_stat){0};
+    if (!h) return;
+    for (int i = 0; i < h->n_pat; i++) {
+        h->stat[i] = (ll_patch_stat){0};
+        h->pdev[i].pending = false;
+    }
 }
 
 /* ---- applying hooks at a site ---------------------------------------------------- */
@@ -203,6 +226,59 @@ static ll_status ll_check_rows(const int64_t *rows, int n, int64_t T, const char
         if (rows[i] < 0 || rows[i] >= T)
             return ll_err(LL_ERR_ARG, "%s at %s: batch row %lld out of range (batch has %lld rows)", what,
                           ll_hook_name(p), (long long)rows[i], (long long)T);
+    return LL_OK;
+}
+
+/* Fold a device application's per-row squared changes into the patch's statistic: the
+ * rows are summed in order and the norm taken, as the host path does. The copy is
+ * synchronous; a failure is the backend's to report at its next sync. */
+static ll_status ll_patch_fold(ll_hooks *h, int pi) {
+    ll_patch_dev *d = &h->pdev[pi];
+    size_t n = (size_t)h->pat[pi].n_rows;
+    d->pending = false;
+    double *sq = malloc(n * sizeof *sq);
+    if (!sq) return ll_err(LL_ERR_NOMEM, "patch at %s: no memory for its statistics", ll_hook_name(h->pat[pi].point));
+    h->dev_be->to_host(sq, d->sq, n * sizeof *sq);
+    double l2 = 0;
+    for (size_t r = 0; r < n; r++) l2 += sq[r];
+    h->stat[pi].l2_change += sqrt(l2);
+    free(sq);
+    return LL_OK;
+}
+
+/* A patch on a backend with patch_rows: nothing crosses to the host during the forward
+ * pass. The source vectors go up once, at the first use, and stay (freed with the
+ * patch); the patched rows are built in a temporary buffer and scattered back. The
+ * statistic is read after the forward pass synchronised (ll_hooks_end_forward), so a
+ * patch costs no wait. Rows were checked by the caller. */
+static ll_status ll_apply_patch_device(ll_hooks *h, int pi, const ll_backend *be, float *buf, int width, int off,
+                                       int w) {
+    const ll_patch *p = &h->pat[pi];
+    ll_patch_dev *d = &h->pdev[pi];
+    if (h->dev_be && h->dev_be != be)
+        return ll_err(LL_ERR_ARG, "patch at %s: the hooks were used on %s and now on %s; make new hooks per backend",
+                      ll_hook_name(p->point), h->dev_be->name, be->name);
+    h->dev_be = be;
+    size_t n = (size_t)p->n_rows;
+    if (d->pending) LL_TRY(ll_patch_fold(h, pi)); /* a second application in one pass: keep the first */
+    if (!d->sq && !(d->sq = be->alloc(n * sizeof(double))))
+        return ll_err_prefix(LL_ERR_NOMEM, "patch at %s: statistics for %zu rows: ", ll_hook_name(p->point), n);
+    bool has_src = p->op == LL_PATCH_REPLACE || p->op == LL_PATCH_ADD;
+    if (has_src && !d->src) {
+        size_t bytes = n * (size_t)w * sizeof(float);
+        if (!(d->src = be->alloc(bytes)))
+            return ll_err_prefix(LL_ERR_NOMEM, "patch at %s: source vectors (%zu bytes): ", ll_hook_name(p->point),
+                                 bytes);
+        be->from_host(d->src, p->src, bytes);
+    }
+    float *out = be->alloc(n * (size_t)width * sizeof(float));
+    if (!out)
+        return ll_err_prefix(LL_ERR_NOMEM, "patch at %s: %zu rows of %d floats: ", ll_hook_name(p->point), n, width);
+    be->patch_rows(out, d->sq, buf, width, p->rows, p->src_rows, d->src, (int)n, off, w, (int)p->op);
+    be->scatter_rows(buf, out, p->rows, (int)n, width);
+    be->free(out); /* stream-ordered on the GPU: released after the scatter */
+    d->pending = true;
+    h->stat[pi].n_applied++;
     return LL_OK;
 }
 
@@ -223,6 +299,7 @@ static ll_status ll_apply_patch(ll_hooks *h, int pi, const ll_backend *be, float
     if ((p->op == LL_PATCH_REPLACE || p->op == LL_PATCH_ADD) && p->width != w)
         return ll_err(LL_ERR_ARG, "patch at %s layer %d: source rows have %d floats, the site has %d",
                       ll_hook_name(p->point), p->layer, p->width, w);
+    if (be->patch_rows) return ll_apply_patch_device(h, pi, be, buf, width, off, w);
     size_t n = (size_t)p->n_rows;
     float *cur = malloc(n * (size_t)width * sizeof(float));
     float *src = p->op == LL_PATCH_COPY_ROW ? malloc(n * (size_t)width * sizeof(float)) : NULL;
@@ -306,11 +383,40 @@ static ll_status ll_pending_deliver(ll_hooks *h) {
     return st;
 }
 
+/* The statistics of the patches applied on the device in this pass. After a failed pass
+ * they are dropped: the rows may never have been written. */
+static ll_status ll_patch_stats_end(ll_hooks *h, ll_status forward_status) {
+    ll_status st = LL_OK;
+    bool read = false;
+    for (int i = 0; i < h->n_pat; i++) {
+        if (!h->pdev[i].pending) continue;
+        if (forward_status) {
+            h->pdev[i].pending = false;
+            continue;
+        }
+        ll_status fst = ll_patch_fold(h, i);
+        if (!st) st = fst;
+        read = true;
+    }
+    /* the copies report their failures at a sync */
+    if (read) {
+        ll_status sst = h->dev_be->sync();
+        if (!st) st = sst;
+    }
+    return st;
+}
+
 ll_status ll_hooks_end_forward(ll_hooks *h, const ll_backend *be, ll_status forward_status) {
-    if (!h || h->n_pend == 0) return LL_OK;
+    if (!h) return LL_OK;
+    ll_status st = ll_patch_stats_end(h, forward_status);
+    if (h->n_pend == 0) return st;
     if (forward_status) { /* the rows may never have arrived: drop them, report nothing new */
         ll_pending_drop(h);
         return LL_OK;
+    }
+    if (st) { /* the pass's device work failed after all: same as above */
+        ll_pending_drop(h);
+        return st;
     }
     (void)be;
     return ll_pending_deliver(h);

@@ -16,9 +16,10 @@ ll_status ll_hooks_run(ll_hooks *h, const ll_backend *be, ll_hook_point p, int l
 ll_status ll_hooks_emit_pattern(ll_hooks *h, int layer, const ll_batch *b, float *const *pattern, int n_heads,
                                 const int *n_past);
 void ll_hooks_begin_forward(ll_hooks *h);
-/* After the forward pass synchronised the backend: hand the rows recorded asynchronously
- * (backends with to_host_async) to their sinks, in order. With a failed forward they are
- * dropped. Returns the first sink failure. */
+/* After the forward pass synchronised the backend: fold the statistics of patches applied
+ * on the device (backends with patch_rows) and hand the rows recorded asynchronously
+ * (backends with to_host_async) to their sinks, in order. With a failed forward both are
+ * dropped. Returns the first failure (reading the statistics, or a sink's). */
 ll_status ll_hooks_end_forward(ll_hooks *h, const ll_backend *be, ll_status forward_status);
 
 #endif

@@ -5,6 +5,7 @@
  * KV-cached decode equals full recompute, and a patch moves the GPU result as it moves
  * the CPU one. Skipped, saying why, without a CUDA device. */
 #include "ll_gpu_test.h"
+#include "ll_patch_cases.h"
 #include "ll_test_util.h"
 
 #define LL_LAYER_NMSE 1e-3
@@ -219,4 +220,87 @@ Test(gpu_model, bf16_recording_is_the_rounded_fp32_record) {
     free(s.b);
     free(s.f);
     ll_model_free(m);
+}
+
+/* Patches applied on the device (patch_rows) against the same patches moved through the
+ * host (the same CUDA table with patch_rows taken away, which is the host path of
+ * ll_hooks.c): the same kernels see the same states, so logits agree bit for bit and the
+ * L2 change per patch to double rounding. Then the device-patched GPU run against the
+ * CPU backend's patched run, within the bf16 tolerance. Every op of the shared case
+ * table alone, then all together; two passes each (cached sources, reset statistics). */
+static float *ll_gpu_patched(ll_model *m, const ll_patch_cases *pc, unsigned which, ll_patch_stat st[LL_PC_N]) {
+    ll_hooks *h;
+    cr_assert_eq(ll_hooks_new(&h, m->cfg.n_layers), LL_OK);
+    for (int i = 0; i < LL_PC_N; i++)
+        if (which >> i & 1) cr_assert_eq(ll_hooks_add_patch(h, &pc->p[i]), LL_OK, "%s", ll_last_error());
+    int32_t ids[LL_PC_T];
+    for (int t = 0; t < LL_PC_T; t++) ids[t] = (t * 37 + 1) % m->cfg.vocab_size;
+    size_t n = (size_t)LL_PC_T * m->cfg.vocab_size;
+    float *lg = malloc(2 * n * sizeof *lg);
+    ll_batch b = {.n_seq = 2, .seq_off = ll_pc_off, .tokens = ids};
+    for (int pass = 0; pass < 2; pass++) {
+        ll_forward_opts o = {.hooks = h, .logits = LL_LOGITS_ALL, .logits_out = lg + pass * n};
+        cr_assert_eq(ll_forward(m, &b, &o), LL_OK, "%s: %s", m->be->name, ll_last_error());
+    }
+    cr_expect_eq(memcmp(lg, lg + n, n * sizeof *lg), 0, "%s: the second patched pass differs", m->be->name);
+    for (int i = 0, k = 0; i < LL_PC_N; i++)
+        if (which >> i & 1) st[i] = ll_hooks_patch_stat(h, k++);
+    ll_hooks_free(h);
+    return lg;
+}
+
+static void ll_gpu_patch_check(const ll_backend *be, const char *path) {
+    ll_model *mc, *mg;
+    cr_assert_eq(ll_model_load(&mc, path, NULL), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_model_load(&mg, path, NULL), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_model_use_backend(mg, be), LL_OK, "%s", ll_last_error());
+    cr_assert(be->patch_rows, "the CUDA backend has no patch_rows");
+    ll_backend via_host = *be;
+    via_host.patch_rows = NULL;
+    ll_patch_cases pc;
+    ll_patch_cases_make(&pc, &mc->cfg);
+    size_t n = (size_t)LL_PC_T * mc->cfg.vocab_size;
+    for (int k = 0; k <= LL_PC_N; k++) {
+        unsigned which = k < LL_PC_N ? 1u << k : (1u << LL_PC_N) - 1;
+        const char *what = k < LL_PC_N ? pc.name[k] : "all patches";
+        ll_patch_stat sd[LL_PC_N] = {0}, sh[LL_PC_N] = {0}, sc[LL_PC_N] = {0};
+        float *ld = ll_gpu_patched(mg, &pc, which, sd);
+        mg->be = &via_host;
+        float *lh = ll_gpu_patched(mg, &pc, which, sh);
+        mg->be = be;
+        float *lc = ll_gpu_patched(mc, &pc, which, sc);
+        cr_expect_eq(memcmp(ld, lh, n * sizeof *ld), 0, "%s, %s: device patching differs from host patching (nmse %.3g)",
+                     path, what, ll_gt_nmse(ld, lh, n));
+        double e = ll_gt_nmse(ld, lc, n);
+        cr_expect(e <= LL_LOGIT_NMSE, "%s, %s: GPU-patched logits vs CPU-patched: nmse %.3g", path, what, e);
+        for (int i = 0; i < LL_PC_N; i++) {
+            if (!(which >> i & 1)) continue;
+            cr_expect_eq(sd[i].n_applied, 1, "%s, %s: patch %d applied %d times", path, what, i, sd[i].n_applied);
+            double a = sd[i].l2_change, h = sh[i].l2_change, c = sc[i].l2_change;
+            cr_expect(fabs(a - h) <= 1e-12 * h, "%s, %s: patch %d L2 change %.17g on the device, %.17g via the host",
+                      path, what, i, a, h);
+            /* against the CPU: the states differ by the bf16 weights (a few percent per layer; a
+             * copy-row change is a difference of two states, so the bound is loose) */
+            cr_expect(fabs(a - c) <= 0.15 * c, "%s, %s: patch %d L2 change %.6g on the GPU, %.6g on the CPU", path,
+                      what, i, a, c);
+        }
+        free(ld);
+        free(lh);
+        free(lc);
+    }
+    ll_patch_cases_free(&pc);
+    ll_model_free(mc);
+    ll_model_free(mg);
+}
+
+Test(gpu_model, device_patches_equal_host_patches_llama_gqa) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    ll_gpu_patch_check(be, "test/fixtures/llama_gqa");
+}
+
+Test(gpu_model, device_patches_equal_host_patches_gpt2) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    ll_gpu_patch_check(be, "test/fixtures/gpt2");
 }

@@ -11,6 +11,7 @@
 #include "ll_gpu_test.h"
 
 #include "backend/cpu/ll_cpu.h"
+#include "model/ll_hooks.h"
 
 #define LL_EXPECT_NMSE(got, ref, n, thr, ...)                                                                     \
     do {                                                                                                          \
@@ -562,4 +563,62 @@ Test(gpu_ops, matmul_after_norm_and_swiglu_uses_their_bf16_output) {
     free(ref);
     free(ub);
     free(h);
+}
+
+/* The patch op against its contract computed here on the host: out bit for bit (replace,
+ * zero and copy move values; add is one fp32 add), sq to double rounding. Widths around
+ * the block size and a head slice; a copy whose source row is also a target reads the
+ * unpatched source; outputs poisoned first. */
+Test(gpu_ops, patch_rows_against_host) {
+    const ll_backend *be;
+    LL_NEED_GPU(be);
+    struct { int T, width, off, w, n; } cases[] = {{5, 64, 0, 64, 2}, {9, 300, 100, 50, 4}, {40, 4100, 0, 4100, 7},
+                                                   {3, 256, 192, 64, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int T = cases[c].T, W = cases[c].width, off = cases[c].off, w = cases[c].w, n = cases[c].n;
+        float *buf = ll_gt_rand((size_t)T * W, 1.0f, 70 + c), *src = ll_gt_rand((size_t)n * w, 2.0f, 80 + c);
+        int64_t *rows = malloc((size_t)n * sizeof *rows), *from = malloc((size_t)n * sizeof *from);
+        for (int i = 0; i < n; i++) {
+            rows[i] = (i * 3 + 1) % T;
+            from[i] = rows[(i + 1) % n]; /* sources are targets too */
+        }
+        float *dbuf = ll_gt_up(be, buf, (size_t)T * W), *dsrc = ll_gt_up(be, src, (size_t)n * w);
+        for (int op = LL_PATCH_REPLACE; op <= LL_PATCH_COPY_ROW; op++) {
+            float *dout = ll_gt_poisoned(be, (size_t)n * W);
+            double *dsq = be->alloc((size_t)n * sizeof(double));
+            cr_assert(dsq, "%s", ll_last_error());
+            be->patch_rows(dout, dsq, dbuf, W, rows, from, dsrc, n, off, w, op);
+            float *out = ll_gt_down(be, dout, (size_t)n * W);
+            double *sq = malloc((size_t)n * sizeof *sq);
+            be->to_host(sq, dsq, (size_t)n * sizeof *sq);
+            cr_assert_eq(be->sync(), LL_OK, "%s", ll_last_error());
+            size_t bad = 0;
+            for (int r = 0; r < n; r++) {
+                double acc = 0;
+                for (int i = 0; i < W; i++) {
+                    float old = buf[(size_t)rows[r] * W + i], nv = old;
+                    if (i >= off && i < off + w) {
+                        float s = src[(size_t)r * w + i - off];
+                        nv = op == LL_PATCH_REPLACE ? s : op == LL_PATCH_ADD ? old + s : op == LL_PATCH_ZERO ? 0.0f
+                                                                                 : buf[(size_t)from[r] * W + i];
+                        acc += ((double)nv - old) * ((double)nv - old);
+                    }
+                    bad += memcmp(&nv, &out[(size_t)r * W + i], sizeof nv) != 0;
+                }
+                cr_expect(fabs(sq[r] - acc) <= 1e-12 * acc, "case %zu op %d row %d: sq %.17g, host %.17g", c, op, r,
+                          sq[r], acc);
+            }
+            cr_expect_eq(bad, 0, "case %zu op %d: %zu values differ from the host", c, op, bad);
+            free(out);
+            free(sq);
+            be->free(dout);
+            be->free(dsq);
+        }
+        be->free(dbuf);
+        be->free(dsrc);
+        free(buf);
+        free(src);
+        free(rows);
+        free(from);
+    }
 }

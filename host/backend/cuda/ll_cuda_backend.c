@@ -26,6 +26,7 @@
 
 #include "../../../kernels/ll_kernels.h"
 #include "../../core/ll_alloc.h"
+#include "../../model/ll_hooks.h"
 #include "ll_cuda.h"
 
 #define LL_STREAM ((cudaStream_t)0)
@@ -52,7 +53,7 @@ static struct {
     bool pools; /* stream-ordered allocation available (else plain cudaMalloc/cudaFree) */
     ll_status st; /* first failure since the last sync */
     char msg[512];
-    ll_scratch xb, rows, attn_desc, attn_part, attn_ml, ent_out, ent_cands;
+    ll_scratch xb, rows, src_rows, attn_desc, attn_part, attn_ml, ent_out, ent_cands;
     /* The bf16 copy in xb is of x = xb_src (xb_n floats) and still current while xb_ok:
      * q, k and v (and gate and up) multiply the same normalised rows, which are then
      * converted once. Every op that writes device memory clears xb_ok. */
@@ -470,6 +471,26 @@ static void ll_cuda_scatter_rows(float *dst, const float *src, const int64_t *ro
     if (dr) LL_LAUNCH("scatter_rows", ll_k_scatter_rows(dst, src, dr, n, width, LL_STREAM));
 }
 
+/* The patch kernel's op numbers are ll_patch_op's. */
+_Static_assert(LL_K_PATCH_REPLACE == (int)LL_PATCH_REPLACE && LL_K_PATCH_ADD == (int)LL_PATCH_ADD &&
+                   LL_K_PATCH_ZERO == (int)LL_PATCH_ZERO && LL_K_PATCH_COPY_ROW == (int)LL_PATCH_COPY_ROW,
+               "kernels/ll_kernels.h and host/model/ll_hooks.h disagree on the patch ops");
+
+static void ll_cuda_patch_rows(float *out, double *sq, const float *buf, int width, const int64_t *rows,
+                               const int64_t *src_rows, const float *src, int n, int off, int w, int op) {
+    ll_xb_stale();
+    if (n <= 0) return;
+    /* Two index lists in flight at once: each needs its own scratch (a second upload into
+     * the same one would overwrite the first before the kernel reads it). */
+    const int64_t *dr = ll_upload_list(&g.rows, rows, (size_t)n * sizeof *rows, "patch target rows");
+    if (!dr) return;
+    const int64_t *ds = NULL;
+    if (op == LL_PATCH_COPY_ROW &&
+        !(ds = ll_upload_list(&g.src_rows, src_rows, (size_t)n * sizeof *src_rows, "patch source rows")))
+        return;
+    LL_LAUNCH("patch_rows", ll_k_patch_rows(out, sq, buf, width, dr, ds, src, n, off, w, op, LL_STREAM));
+}
+
 /* Key-range splits for a launch of `blocks` blocks whose tiles see up to max_keys keys:
  * enough blocks for two waves over the SMs, each split at least 4 chunks long. */
 int ll_cuda_attn_splits(int blocks, int max_keys, int n_sms) {
@@ -592,6 +613,7 @@ static const ll_backend ll_cuda_table = {
     .to_bf16 = ll_cuda_to_bf16,
     .gather_rows = ll_cuda_gather_rows,
     .scatter_rows = ll_cuda_scatter_rows,
+    .patch_rows = ll_cuda_patch_rows,
     .entropy = ll_cuda_entropy,
 };
 
