@@ -106,7 +106,6 @@ void ll_model_free(ll_model *m) {
     free(m->bufs);
     for (size_t i = 0; i < m->n_be_bufs; i++) m->be->free(m->be_bufs[i]);
     free(m->be_bufs);
-    if (m->w_host.layers) free(m->w_host.layers);
     free(m->w.layers);
     free(m->rope_inv_freq);
     ll_tensor_set_free(&m->ts);

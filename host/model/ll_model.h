@@ -30,15 +30,14 @@ typedef struct ll_model {
     char *path;
     ll_tensor_set ts; /* keeps the mapped files alive: fp32 weights point into them */
     ll_weights w;     /* what the forward pass reads: in m->be's memory and weight format */
-    ll_weights w_host; /* the loaded host fp32 weights while w is on another backend (layers NULL otherwise) */
     float *rope_inv_freq; /* [head_dim/2] with scaling applied */
-    void **bufs;          /* converted weights the model owns */
+    void **bufs;          /* converted weights the model owns (released by an upload to another backend) */
     size_t n_bufs;
     const ll_backend *be; /* where w lives and the forward pass runs */
     void **be_bufs;       /* backend memory holding w when be is not the CPU (freed with be->free) */
     size_t n_be_bufs;
     size_t weight_bytes_mapped;    /* fp32 tensors used in place from the files */
-    size_t weight_bytes_converted; /* tensors widened from f16/bf16 into owned memory */
+    size_t weight_bytes_converted; /* tensors widened from f16/bf16 into owned memory at load */
     void *gguf;                    /* GGUF metadata (vocabulary) when loaded from GGUF, else NULL */
 } ll_model;
 
@@ -51,9 +50,11 @@ typedef struct {
 ll_status ll_model_load(ll_model **out, const char *path, const ll_load_opts *opts);
 void ll_model_free(ll_model *m);
 /* Run the model on `be` from now on: its weights are uploaded in be's weight format
- * (bf16 on CUDA) and the forward pass, hooks and KV caches made afterwards use be. The
- * host weights stay loaded (m->w_host). Calling it with the backend in use does nothing;
- * going back to the CPU after an upload is not supported. */
+ * (bf16 on CUDA) and the forward pass, hooks and KV caches made afterwards use be. On
+ * success the host fp32 weights are released: buffers converted from f16/bf16 at load are
+ * freed (weights used in place from the mapped files stay mapped), so a large model does
+ * not occupy host RAM twice. On failure nothing changes. Calling it with the backend in
+ * use does nothing; going back to the CPU after an upload is not supported. */
 ll_status ll_model_use_backend(ll_model *m, const ll_backend *be);
 /* Total number of parameters (embedding counted once when tied). */
 size_t ll_model_n_params(const ll_model *m);

@@ -2,7 +2,8 @@
  * uploaded once into that backend's memory and weight format (matrices and the token
  * embedding through load_matrix, bf16 on CUDA; vectors as fp32), and m->w is swapped
  * for the uploaded view. The forward pass stays one piece of code: it reads m->w and
- * calls m->be, whichever backend that is. */
+ * calls m->be, whichever backend that is. After a successful upload the host copies
+ * converted at load are freed (see the end of ll_model_use_backend). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,7 +103,17 @@ ll_status ll_model_use_backend(ll_model *m, const ll_backend *be) {
     }
 #undef LL_UP
     if ((st = be->sync())) goto fail;
-    m->w_host = m->w;
+    /* From here on the forward pass reads only the uploaded copy, and going back is not
+     * supported: release the host weights. The fp32 buffers widened from f16/bf16 at load
+     * are private memory (27 GB for a 7B model), which would otherwise sit in host RAM
+     * beside the device copy for the model's life. Weights used in place from the mapped
+     * files cost no private memory and stay mapped with the tensor set. The sync above
+     * waited for every upload, so nothing reads them any more. */
+    free(m->w.layers);
+    for (size_t i = 0; i < m->n_bufs; i++) free(m->bufs[i]);
+    free(m->bufs);
+    m->bufs = NULL;
+    m->n_bufs = 0;
     m->w = dw;
     m->be = be;
     return LL_OK;
