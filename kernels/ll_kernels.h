@@ -93,6 +93,15 @@ cudaError_t ll_k_attention_tc(const ll_k_attn_params *p, cudaStream_t s);
 /* The pattern of sequence `seq` (host copy of its descriptor given) from q, k and ml. */
 cudaError_t ll_k_attn_pattern(const ll_k_attn_params *p, const ll_k_attn_seq *seq, cudaStream_t s);
 
+/* kernels/ll_k_decode.cu: per-step values of a captured decode step read from device
+ * memory. k_dst/v_dst row *pos := k_src/v_src (one row of width floats). */
+cudaError_t ll_k_kv_append(float *k_dst, float *v_dst, const float *k_src, const float *v_src, const int32_t *pos,
+                           int width, cudaStream_t s);
+/* Fill the descriptor of one sequence with one new row at key index *pos over k/v, and its
+ * one tile (for ll_k_attention with n_tiles = 1). */
+cudaError_t ll_k_attn_decode_desc(ll_k_attn_seq *seq, ll_k_attn_tile *tile, const float *k, const float *v,
+                                  const int32_t *pos, cudaStream_t s);
+
 /* kernels/ll_k_entropy.cu: out (device) [R]; cands device or NULL. */
 cudaError_t ll_k_entropy(ll_entropy_row *out, const float *logits, int R, int V, int k, const int32_t *cands,
                          int n_cand, cudaStream_t s);

@@ -2,7 +2,8 @@
 # make gpu-check: the CUDA backend on a machine with a GPU, in one call, in under 8 minutes.
 #
 #   1. build (skipped when gpu-pack/ holds binaries made elsewhere by `make gpu-pack`)
-#   2. the whole test suite, test/gpu included (CUDA vs CPU, op by op and model by model)
+#   2. the whole test suite, test/gpu included (CUDA vs CPU, op by op and model by model;
+#      decode with CUDA graphs against decode without: gpu_decode::*)
 #   3. the GPU benchmark: a Llama-7B-shaped model with random bf16 weights
 #   4. the Hugging Face transformers peer on the same shapes (python3 with torch)
 #   5. a short table: summary.md (also printed last), with the goals of issue 4
@@ -99,6 +100,7 @@ goal() { awk -v a="$1" -v g="$2" -v dir="$3" 'BEGIN { if (a == "" || a == "n/a")
 pre=$(get prefill_tok_s); hpre=$(get hf_prefill_tok_s); mfu=$(get prefill_mfu)
 dec=$(get decode_tok_s); hdec=$(get hf_decode_tok_s); bwf=$(get decode_bw_fraction)
 rov=$(get record_overhead); hrov=$(get hf_record_overhead)
+gdec=$(get decode_graph_tok_s); gsp=$(get decode_graph_speedup)
 speed=$(ratio "$pre" "$hpre")
 {
   echo "# make gpu-check, $(sed -n 1p "$out/gpu.txt")"
@@ -115,6 +117,7 @@ speed=$(ratio "$pre" "$hpre")
   echo "| prefill MFU | $(pct "$mfu") | | >= 50% | $(goal "$mfu" 0.5 ">=") |"
   echo "| prefill, tensor-core attention (LL_ATTN=tc), tokens/s | $(num "$(get prefill_tc_tok_s)") | | MFU $(pct "$(get prefill_tc_mfu)"), logits nmse vs SIMT $(num "$(get prefill_tc_logits_nmse)") | |"
   echo "| decode batch 1, tokens/s | $(num "$dec") | $(num "$hdec") | | |"
+  echo "| decode batch 1 with CUDA graphs, tokens/s | $(num "$gdec") | | speed-up over plain steps: $(num "$gsp") x | |"
   echo "| decode GB/s / copy bandwidth | $(pct "$bwf") | | >= 70% | $(goal "$bwf" 0.7 ">=") |"
   echo "| recording resid_post, all layers, overhead | $(pct "$rov") | $(pct "$hrov") | < 5% | $(goal "$rov" 0.05 "<") |"
   echo

@@ -135,6 +135,30 @@ typedef struct ll_backend {
     /* out[r] (host) for rows r < R of logits [R][V] (backend memory); top-k for k <= LL_TOPK_MAX;
      * cands (host, may be NULL) lists n_cand ids each in [0, V). */
     void (*entropy)(ll_entropy_row *out, const float *logits, int R, int V, int k, const int32_t *cands, int n_cand);
+    /* Decode steps whose per-step values are read from backend memory, so that a step
+     * captured once (below) replays right for every token (host/model/ll_decoder.c). pos
+     * points to one int32 in backend memory: the new token's index in the KV cache.
+     * kv_append: row *pos of k_dst and v_dst (each [cap][width]) := the rows k_src, v_src.
+     * attention_at: attention of one query row (a->T = 1, a->n_seq = 1, a->k[0] / a->v[0]
+     * the slot's keys and values; a->n_past and a->pattern are ignored) at key index *pos,
+     * over keys 0..*pos; max_keys >= *pos + 1 sizes the launch, which therefore does not
+     * depend on *pos. Both on every backend. */
+    void (*kv_append)(float *k_dst, float *v_dst, const float *k_src, const float *v_src, const int32_t *pos,
+                      int width);
+    void (*attention_at)(const ll_attn_args *a, const int32_t *pos, int max_keys);
+    /* Graphs: record a sequence of ops once and replay it (CUDA graphs; NULL on the CPU).
+     * graph_new: a context with scratch buffers of its own, so that nothing else can move
+     * what a recorded op points to (NULL with the error set). graph_begin(ctx, capture): the
+     * ops that follow use ctx's scratch; with capture they are recorded, not run (they must
+     * not allocate: run the same ops once with capture = false first, which sizes the
+     * scratch). graph_end: back to the shared scratch; after a capture the recording becomes
+     * ctx's graph, replacing any earlier one; waits and reports the first failure like sync.
+     * graph_launch queues one replay of ctx's graph. */
+    void *(*graph_new)(void);
+    void (*graph_free)(void *ctx);
+    ll_status (*graph_begin)(void *ctx, bool capture);
+    ll_status (*graph_end)(void *ctx);
+    ll_status (*graph_launch)(void *ctx);
 } ll_backend;
 
 const ll_backend *ll_backend_cpu(void);

@@ -1,10 +1,14 @@
 /* The generation loop. The cache is sized once for prompt + new tokens (capped at
- * the model's context), so decode never reallocates. */
+ * the model's context), so decode never reallocates. The prompt is one forward pass;
+ * each new token is a step of ll_decoder, the entry point a backend can make cheaper
+ * to launch than a full forward call. */
 #include "ll_generate.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../model/ll_decoder.h"
 
 static double ll_now(void) {
     struct timespec ts;
@@ -34,6 +38,7 @@ ll_status ll_generate(ll_model *m, const ll_tokenizer *t, const int32_t *prompt,
     if (cap < 1) cap = 1;
     ll_status st = LL_OK;
     ll_kv_cache *kc = NULL;
+    ll_decoder *dec = NULL;
     ll_sampler sm = {0};
     ll_detok_stream ds = {0};
     float *lg = malloc((size_t)V * sizeof *lg);
@@ -45,6 +50,7 @@ ll_status ll_generate(ll_model *m, const ll_tokenizer *t, const int32_t *prompt,
     memcpy(out->ids, prompt, (size_t)n_prompt * sizeof *prompt);
     out->n_prompt = out->n = n_prompt;
     if ((st = ll_kv_cache_new(&kc, m, 1, cap))) goto done;
+    if ((st = ll_decoder_new(&dec, m, kc, 0))) goto done;
     if ((st = ll_sampler_init(&sm, &o->sample, V))) goto done;
     if (t && (st = ll_detok_stream_init(&ds, t, prompt, (size_t)n_prompt, true))) goto done;
 
@@ -84,9 +90,7 @@ ll_status ll_generate(ll_model *m, const ll_tokenizer *t, const int32_t *prompt,
             }
         }
         if (i + 1 == o->max_new_tokens || out->n >= ctx) break; /* the last token needs no forward */
-        int64_t o1[2] = {0, 1};
-        ll_batch b1 = {.n_seq = 1, .seq_off = o1, .tokens = &out->ids[out->n - 1]};
-        if ((st = ll_forward(m, &b1, &fo))) goto done;
+        if ((st = ll_decoder_step(dec, next, lg))) goto done;
     }
     if (out->n >= ctx && out->n - out->n_prompt < o->max_new_tokens) out->stop = "context";
     if (t && o->on_text) {
@@ -99,6 +103,7 @@ ll_status ll_generate(ll_model *m, const ll_tokenizer *t, const int32_t *prompt,
     out->decode_s = ll_now() - t1;
 done:
     free(lg);
+    ll_decoder_free(dec); /* before the cache it borrows */
     ll_kv_cache_free(kc);
     ll_sampler_free(&sm);
     ll_detok_stream_free(&ds);

@@ -13,6 +13,10 @@
  * decode:   a --prompt token prompt into the KV cache (untimed), then --steps single
  *           token steps at batch 1; tokens/s and GB/s = (bf16 weights + KV read) / time,
  *           as a fraction of the measured copy bandwidth.
+ *           These are plain ll_forward steps (no CUDA graph).
+ * graphs:   the same decode through ll_decoder with the step recorded as a CUDA graph and
+ *           replayed (two untimed steps first: the eager one and the recording); tokens/s
+ *           and the speed-up over plain steps.
  * record:   the same decode with hook_resid_post of every layer recorded at the last
  *           position; overhead relative to plain decode.
  * Times are wall-clock around ll_forward, which returns after the device finished.
@@ -28,6 +32,7 @@
 #include "../../kernels/ll_kernels.h"
 #include "backend/cuda/ll_cuda.h"
 #include "backend/ll_backend.h"
+#include "model/ll_decoder.h"
 #include "model/ll_forward.h"
 #include "model/ll_hooks.h"
 #include "model/ll_model.h"
@@ -251,6 +256,32 @@ static ll_status ll_rec_fn(void *user, const ll_hook_rows *r) {
 
 /* ---- runs ------------------------------------------------------------------------------ */
 
+/* Seconds per decode step through ll_decoder recording the step as a graph. */
+static double ll_decode_graph_s(ll_model *m, int prompt, int steps, float *logits) {
+    int V = m->cfg.vocab_size;
+    ll_kv_cache *kc;
+    if (ll_kv_cache_new(&kc, m, 1, prompt + steps + 2)) ll_die("KV cache");
+    int32_t *ids = malloc((size_t)(prompt + steps + 2) * sizeof *ids);
+    for (int i = 0; i < prompt + steps + 2; i++) ids[i] = ll_token_id(0, i, V);
+    int64_t off[2] = {0, prompt};
+    ll_batch b = {.n_seq = 1, .seq_off = off, .tokens = ids};
+    ll_forward_opts o = {.cache = kc, .logits = LL_LOGITS_LAST, .logits_out = logits};
+    if (ll_forward(m, &b, &o)) ll_die("decode prompt");
+    ll_decoder *d;
+    if (ll_decoder_new_mode(&d, m, kc, 0, LL_DECODE_GRAPH)) ll_die("graph decoder");
+    /* untimed: the eager step that sizes the graph's scratch, and the recording */
+    for (int i = 0; i < 2; i++)
+        if (ll_decoder_step(d, ids[prompt + i], logits)) ll_die("graph decode warm-up");
+    double t0 = ll_now_s();
+    for (int i = 0; i < steps; i++)
+        if (ll_decoder_step(d, ids[prompt + 2 + i], logits)) ll_die("graph decode step");
+    double t = (ll_now_s() - t0) / steps;
+    ll_decoder_free(d);
+    free(ids);
+    ll_kv_cache_free(kc);
+    return t;
+}
+
 static double ll_decode_s(ll_model *m, int prompt, int steps, ll_hooks *h, float *logits) {
     int V = m->cfg.vocab_size;
     ll_kv_cache *kc;
@@ -386,6 +417,10 @@ int main(int argc, char **argv) {
         }
     }
     double t_dec = ll_median(td, reps), t_rec = ll_median(th, reps);
+    double *tg = malloc((size_t)reps * sizeof *tg);
+    for (int r = 0; r < reps; r++) tg[r] = ll_decode_graph_s(m, prompt, steps, logits);
+    double t_graph = ll_median(tg, reps);
+    free(tg);
     /* bytes per step: every bf16 weight but the embedding table (one row is read), the head,
      * and the KV cache read at the mean context length */
     double ctx = prompt + steps / 2.0;
@@ -396,6 +431,9 @@ int main(int argc, char **argv) {
     ll_put("decode_tok_s", 1.0 / t_dec);
     ll_put("decode_gbs", bytes / t_dec * 1e-9);
     ll_put("decode_bw_fraction", bytes / t_dec * 1e-9 / copy);
+    ll_put("decode_graph_ms_per_token", t_graph * 1e3);
+    ll_put("decode_graph_tok_s", 1.0 / t_graph);
+    ll_put("decode_graph_speedup", t_dec / t_graph);
     ll_put("record_ms_per_token", t_rec * 1e3);
     ll_put("record_tok_s", 1.0 / t_rec);
     ll_put("record_overhead", t_rec / t_dec - 1.0);

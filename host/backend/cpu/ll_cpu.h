@@ -15,6 +15,9 @@ void ll_cpu_add_norm(float *x, float *y, const float *o, const float *w, const f
 void ll_cpu_rope(float *x, const int32_t *pos, int T, int n_heads, int head_dim, const float *inv_freq,
                  ll_rope_layout layout);
 void ll_cpu_attention(const ll_attn_args *a);
+void ll_cpu_kv_append(float *k_dst, float *v_dst, const float *k_src, const float *v_src, const int32_t *pos,
+                      int width);
+void ll_cpu_attention_at(const ll_attn_args *a, const int32_t *pos, int max_keys);
 void ll_cpu_swiglu(float *out, const float *gate, const float *up, size_t n);
 void ll_cpu_gelu_new(float *x, size_t n);
 void ll_cpu_add(float *y, const float *x, size_t n);

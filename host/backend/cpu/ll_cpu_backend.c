@@ -69,6 +69,8 @@ static const ll_backend ll_cpu_table = {
     .gather_rows = ll_cpu_gather_rows,
     .scatter_rows = ll_cpu_scatter_rows,
     .entropy = ll_cpu_entropy,
+    .kv_append = ll_cpu_kv_append,
+    .attention_at = ll_cpu_attention_at,
 };
 
 const ll_backend *ll_backend_cpu(void) { return &ll_cpu_table; }

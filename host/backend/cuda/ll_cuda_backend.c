@@ -1,9 +1,13 @@
 /* The CUDA backend: the op table's twins of host/backend/cpu, launching kernels/ and
  * cuBLAS on device 0.
  *
- * Streams and ordering: every op runs on the legacy default stream, so ops are ordered
- * with each other and with the synchronous copies (to_host / from_host) without any
- * events. cuBLAS is bound to the same stream.
+ * Streams and ordering: every op runs on one stream of our own (g.stream), because the
+ * legacy default stream cannot be captured into a CUDA graph (the decode-graph plan in
+ * docs/cuda-backend.md). It is created blocking (cudaStreamDefault), so it still
+ * synchronises implicitly with the legacy default stream: the synchronous copies
+ * (to_host / from_host, cudaMemcpy on the legacy stream) and events recorded on stream 0
+ * by the benchmark stay ordered with the ops without any events, as before. cuBLAS is
+ * bound to g.stream.
  *
  * Errors: op functions return void (the op table's contract), so each records the
  * first failure — call, op and CUDA's message — in a backend-wide slot, and sync()
@@ -29,13 +33,16 @@
 #include "../../model/ll_hooks.h"
 #include "ll_cuda.h"
 
-#define LL_STREAM ((cudaStream_t)0)
+#define LL_STREAM (g.stream) /* see "Streams and ordering" above */
 /* Oldest compute capability the kernels were built for (the Makefile's CUDA_ARCH, sm_90
  * by default: -arch=sm_XY embeds that machine code and PTX newer GPUs can compile). */
 #ifndef LL_CUDA_MIN_CC
 #define LL_CUDA_MIN_CC 90
 #endif
 #define LL_POOL_KEEP ((uint64_t)2 << 30) /* bytes of freed device memory the pool keeps for reuse */
+/* cuBLAS workspace: set explicitly so a GEMM recorded into a graph never allocates; 32 MiB
+ * is what NVIDIA's cuBLAS notes recommend for Hopper. */
+#define LL_BLAS_WS ((size_t)32 << 20)
 
 /* ---- state and errors ------------------------------------------------------------ */
 
@@ -44,16 +51,28 @@ typedef struct {
     size_t cap;
 } ll_scratch;
 
+/* The scratch buffers a decode step uses. A graph context (ll_cuda_graph) has its own set:
+ * a captured op keeps pointing to the buffers it was recorded with, so they must not be
+ * grown, freed or reused by work outside the graph. */
+typedef struct {
+    ll_scratch xb, attn_desc, attn_part, attn_ml;
+} ll_scratch_set;
+
 static struct {
     pthread_once_t once;
     ll_status init_st;
     char init_msg[512];
     cublasHandle_t blas;
+    cudaStream_t stream; /* every op, copy and allocation of this backend */
     int n_sms;
     bool pools; /* stream-ordered allocation available (else plain cudaMalloc/cudaFree) */
     ll_status st; /* first failure since the last sync */
     char msg[512];
-    ll_scratch xb, rows, src_rows, attn_desc, attn_part, attn_ml, ent_out, ent_cands;
+    ll_scratch rows, src_rows, ent_out, ent_cands;
+    ll_scratch_set shared; /* the set ops use outside graph_begin / graph_end */
+    ll_scratch_set *sc;    /* a graph context's set between graph_begin and graph_end; NULL: shared */
+    bool capturing;        /* recording a graph: scratch must not grow (that would allocate) */
+    void *blas_ws;         /* cuBLAS workspace, so cuBLAS does not allocate while recorded */
     /* The bf16 copy in xb is of x = xb_src (xb_n floats) and still current while xb_ok:
      * q, k and v (and gate and up) multiply the same normalised rows, which are then
      * converted once. Every op that writes device memory clears xb_ok. */
@@ -63,6 +82,7 @@ static struct {
 } g = {.once = PTHREAD_ONCE_INIT};
 
 static inline void ll_xb_stale(void) { g.xb_ok = false; }
+static inline ll_scratch_set *ll_sc(void) { return g.sc ? g.sc : &g.shared; }
 
 static pthread_mutex_t ll_err_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -124,6 +144,12 @@ static void ll_cuda_init(void) {
         return;
     }
     g.n_sms = prop.multiProcessorCount;
+    /* Blocking with respect to the legacy stream on purpose (see the top of the file). */
+    if ((e = cudaStreamCreateWithFlags(&g.stream, cudaStreamDefault)) != cudaSuccess) {
+        snprintf(g.init_msg, sizeof g.init_msg, "CUDA backend: cannot create a stream: %s", cudaGetErrorString(e));
+        g.init_st = LL_ERR_DEVICE;
+        return;
+    }
     int pools = 0;
     if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, 0) != cudaSuccess) pools = 0;
     g.pools = pools != 0; /* without pools: plain cudaMalloc / cudaFree */
@@ -135,8 +161,26 @@ static void ll_cuda_init(void) {
     cudaGetLastError();
     cublasStatus_t bs = cublasCreate(&g.blas);
     if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(g.blas, LL_STREAM);
+    /* After cublasSetStream, which resets the workspace to cuBLAS's own pool. */
+    if (bs == CUBLAS_STATUS_SUCCESS) {
+        if ((e = cudaMalloc(&g.blas_ws, LL_BLAS_WS)) != cudaSuccess) {
+            snprintf(g.init_msg, sizeof g.init_msg,
+                     "CUDA backend: cannot allocate the cuBLAS workspace (%zu bytes): %s", LL_BLAS_WS,
+                     cudaGetErrorString(e));
+            cudaGetLastError();
+            cublasDestroy(g.blas);
+            cudaStreamDestroy(g.stream);
+            g.init_st = LL_ERR_DEVICE;
+            return;
+        }
+        bs = cublasSetWorkspace(g.blas, g.blas_ws, LL_BLAS_WS);
+    }
     if (bs != CUBLAS_STATUS_SUCCESS) {
         snprintf(g.init_msg, sizeof g.init_msg, "CUDA backend: cuBLAS initialisation failed: %s", ll_blas_name(bs));
+        /* the backend stays unusable; nothing else holds these */
+        if (g.blas) cublasDestroy(g.blas);
+        if (g.blas_ws) cudaFree(g.blas_ws);
+        cudaStreamDestroy(g.stream);
         g.init_st = LL_ERR_DEVICE;
         return;
     }
@@ -230,6 +274,13 @@ static void ll_cuda_zero(void *dst, size_t bytes) {
  * the work already queued on it. NULL on failure (recorded). */
 static void *ll_scratch_get(ll_scratch *s, size_t bytes, const char *what) {
     if (s->cap >= bytes && s->p) return s->p;
+    if (g.capturing) {
+        /* Growing would free a buffer earlier recorded ops point to, and allocate inside
+         * the graph: the eager run before the capture should have sized it. */
+        ll_cu_fail(LL_ERR_DEVICE, "CUDA graph capture: the %s scratch (%zu bytes) would have to grow to %zu bytes "
+                                    "while recording", what, s->cap, bytes);
+        return NULL;
+    }
     if (s->p) {
         ll_cuda_free(s->p);
         s->p = NULL;
@@ -368,10 +419,10 @@ static void ll_cuda_matmul(float *y, const float *x, const ll_mat *w, const floa
     size_t n = (size_t)T * (size_t)w->in;
     uint16_t *xb;
     if (g.xb_ok && g.xb_src == x && g.xb_n == n) {
-        xb = g.xb.p; /* the same rows as the previous matmul, nothing written since */
+        xb = ll_sc()->xb.p; /* the same rows as the previous matmul, nothing written since */
     } else {
         g.xb_ok = false;
-        if (!(xb = ll_scratch_get(&g.xb, n * 2, "matmul bf16 input"))) return;
+        if (!(xb = ll_scratch_get(&ll_sc()->xb, n * 2, "matmul bf16 input"))) return;
         if (LL_LAUNCH("matmul", ll_k_f32_to_bf16(xb, x, n, LL_STREAM))) return;
         g.xb_src = x;
         g.xb_n = n;
@@ -393,11 +444,12 @@ static void ll_cuda_matmul(float *y, const float *x, const ll_mat *w, const floa
  * its conversion pass. NULL (no copy) when the scratch cannot grow: the matmul converts. */
 static uint16_t *ll_xb_for(const float *y, size_t n) {
     g.xb_ok = false;
-    if (g.xb.cap < n * 2) {
-        ll_scratch_get(&g.xb, n * 2, "bf16 activations");
-        if (!g.xb.p) return NULL;
+    ll_scratch *xb = &ll_sc()->xb;
+    if (xb->cap < n * 2) {
+        ll_scratch_get(xb, n * 2, "bf16 activations");
+        if (!xb->p) return NULL;
     }
-    return g.xb.p;
+    return xb->p;
 }
 
 static void ll_xb_written(const float *y, size_t n, cudaError_t launch) {
@@ -546,7 +598,7 @@ static void ll_cuda_attention(const ll_attn_args *a) {
                                   .k = a->k[s], .v = a->v[s], .pattern = a->pattern ? a->pattern[s] : NULL};
         for (int r0 = 0; r0 < n_new; r0 += rows_per_tile) tiles[ti++] = (ll_k_attn_tile){.seq = s, .r0 = r0};
     }
-    const unsigned char *dev = ll_upload_list(&g.attn_desc, host, bytes, "attention descriptors");
+    const unsigned char *dev = ll_upload_list(&ll_sc()->attn_desc, host, bytes, "attention descriptors");
     ll_k_attn_params p = {.q = a->q, .z = a->z, .T = a->T, .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads,
                           .head_dim = a->head_dim, .kv_stride = a->kv_stride, .sliding_window = a->sliding_window,
                           .scale = a->scale, .n_tiles = (int)n_tiles, .n_split = 1};
@@ -558,11 +610,11 @@ static void ll_cuda_attention(const ll_attn_args *a) {
         /* Splits cost a partial-state buffer; only decode-sized batches use them. */
         if (p.n_split > 1) {
             size_t pb = (size_t)p.n_split * (size_t)a->T * a->n_heads * (size_t)(a->head_dim + 2) * sizeof(float);
-            p.part = ll_scratch_get(&g.attn_part, pb, "attention split partials");
+            p.part = ll_scratch_get(&ll_sc()->attn_part, pb, "attention split partials");
             if (!p.part) goto out;
         }
     }
-    p.ml = ll_scratch_get(&g.attn_ml, (size_t)a->T * a->n_heads * 2 * sizeof(float), "attention row statistics");
+    p.ml = ll_scratch_get(&ll_sc()->attn_ml, (size_t)a->T * a->n_heads * 2 * sizeof(float), "attention row statistics");
     if (!p.ml) goto out;
     if (LL_LAUNCH("attention", tc ? ll_k_attention_tc(&p, LL_STREAM) : ll_k_attention(&p, LL_STREAM))) goto out;
     if (a->pattern)
@@ -570,6 +622,115 @@ static void ll_cuda_attention(const ll_attn_args *a) {
             if (seqs[s].pattern && LL_LAUNCH("attention pattern", ll_k_attn_pattern(&p, &seqs[s], LL_STREAM))) break;
 out:
     free(host);
+}
+
+/* ---- decode steps and graphs ----------------------------------------------------- */
+
+static void ll_cuda_kv_append(float *k_dst, float *v_dst, const float *k_src, const float *v_src, const int32_t *pos,
+                              int width) {
+    ll_xb_stale();
+    LL_LAUNCH("kv_append", ll_k_kv_append(k_dst, v_dst, k_src, v_src, pos, width, LL_STREAM));
+}
+
+/* One query row at key index *pos. The descriptor is written on the device from *pos and
+ * the key splits are sized for max_keys, so the launch is the same for every position:
+ * splits beyond the live keys find no chunk, leave m = -inf, and the combine skips them. */
+static void ll_cuda_attention_at(const ll_attn_args *a, const int32_t *pos, int max_keys) {
+    ll_xb_stale();
+    if (a->head_dim > LL_ATT_MAX_HD || a->head_dim <= 0 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads) {
+        ll_cu_fail(LL_ERR_UNSUPPORTED, "CUDA attention: head_dim %d with %d/%d heads is not supported (head_dim <= %d)",
+                   a->head_dim, a->n_heads, a->n_kv_heads, LL_ATT_MAX_HD);
+        return;
+    }
+    ll_scratch_set *sc = ll_sc();
+    size_t seq_bytes = (sizeof(ll_k_attn_seq) + 15) & ~(size_t)15; /* the tile 16-byte aligned, as in attention */
+    unsigned char *desc = ll_scratch_get(&sc->attn_desc, seq_bytes + sizeof(ll_k_attn_tile), "attention descriptors");
+    if (!desc) return;
+    ll_k_attn_seq *seq = (ll_k_attn_seq *)desc;
+    ll_k_attn_tile *tile = (ll_k_attn_tile *)(desc + seq_bytes);
+    if (LL_LAUNCH("attention_at descriptor", ll_k_attn_decode_desc(seq, tile, a->k[0], a->v[0], pos, LL_STREAM)))
+        return;
+    ll_k_attn_params p = {.q = a->q, .z = a->z, .T = 1, .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads,
+                          .head_dim = a->head_dim, .kv_stride = a->kv_stride, .sliding_window = a->sliding_window,
+                          .scale = a->scale, .seqs = seq, .tiles = tile, .n_tiles = 1,
+                          .n_split = ll_cuda_attn_splits(a->n_heads, max_keys, g.n_sms)};
+    if (p.n_split > 1) {
+        size_t pb = (size_t)p.n_split * a->n_heads * (size_t)(a->head_dim + 2) * sizeof(float);
+        if (!(p.part = ll_scratch_get(&sc->attn_part, pb, "attention split partials"))) return;
+    }
+    p.ml = ll_scratch_get(&sc->attn_ml, (size_t)a->n_heads * 2 * sizeof(float), "attention row statistics");
+    if (!p.ml) return;
+    LL_LAUNCH("attention_at", ll_k_attention(&p, LL_STREAM));
+}
+
+/* A recorded decode step: its graph and the scratch its ops point to. */
+typedef struct {
+    ll_scratch_set sc;
+    cudaGraphExec_t exec;
+} ll_cuda_graph;
+
+static void *ll_cuda_graph_new(void) {
+    ll_cuda_graph *c = calloc(1, sizeof *c);
+    if (!c) ll_err(LL_ERR_NOMEM, "CUDA graph: no host memory for a context");
+    return c;
+}
+
+static void ll_cuda_graph_free(void *ctx) {
+    ll_cuda_graph *c = ctx;
+    if (!c) return;
+    if (g.sc == &c->sc) g.sc = NULL; /* freed between begin and end (after a failure): back to shared */
+    if (c->exec) ll_cu_check(cudaGraphExecDestroy(c->exec), "graph_free", "cudaGraphExecDestroy");
+    ll_scratch *all[] = {&c->sc.xb, &c->sc.attn_desc, &c->sc.attn_part, &c->sc.attn_ml};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (all[i]->p) ll_cuda_free(all[i]->p);
+    free(c);
+}
+
+static ll_status ll_cuda_graph_begin(void *ctx, bool capture) {
+    ll_cuda_graph *c = ctx;
+    if (g.sc) return ll_err(LL_ERR_ARG, "CUDA graph: graph_begin while another graph context is in use");
+    g.sc = &c->sc;
+    ll_xb_stale(); /* the bf16 copy in the shared scratch is not this set's */
+    if (!capture) return LL_OK;
+    /* Thread-local mode: only this thread's unsafe calls (synchronous copies, allocation)
+     * invalidate the recording, not other threads' work. */
+    cudaError_t e = cudaStreamBeginCapture(LL_STREAM, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        g.sc = NULL;
+        return ll_err(LL_ERR_DEVICE, "CUDA graph: cudaStreamBeginCapture failed: %s", cudaGetErrorString(e));
+    }
+    g.capturing = true;
+    return LL_OK;
+}
+
+static ll_status ll_cuda_graph_end(void *ctx) {
+    ll_cuda_graph *c = ctx;
+    if (g.capturing) {
+        g.capturing = false;
+        cudaGraph_t graph = NULL;
+        cudaError_t e = cudaStreamEndCapture(LL_STREAM, &graph);
+        if (!ll_cu_check(e, "graph capture", "cudaStreamEndCapture")) {
+            if (c->exec) {
+                ll_cu_check(cudaGraphExecDestroy(c->exec), "graph capture", "cudaGraphExecDestroy");
+                c->exec = NULL;
+            }
+            if (ll_cu_check(cudaGraphInstantiate(&c->exec, graph, 0), "graph capture", "cudaGraphInstantiate"))
+                c->exec = NULL;
+        }
+        if (graph) ll_cu_check(cudaGraphDestroy(graph), "graph capture", "cudaGraphDestroy"); /* exec keeps its copy */
+    }
+    g.sc = NULL;
+    ll_xb_stale();
+    return ll_cuda_sync();
+}
+
+static ll_status ll_cuda_graph_launch(void *ctx) {
+    ll_cuda_graph *c = ctx;
+    if (!c->exec) return ll_err(LL_ERR_ARG, "CUDA graph: nothing recorded to launch");
+    ll_xb_stale(); /* the graph writes device memory */
+    cudaError_t e = cudaGraphLaunch(c->exec, LL_STREAM);
+    if (e != cudaSuccess) return ll_err(LL_ERR_DEVICE, "CUDA graph: cudaGraphLaunch failed: %s", cudaGetErrorString(e));
+    return LL_OK;
 }
 
 static void ll_cuda_entropy(ll_entropy_row *out, const float *logits, int R, int V, int k, const int32_t *cands,
@@ -615,6 +776,13 @@ static const ll_backend ll_cuda_table = {
     .scatter_rows = ll_cuda_scatter_rows,
     .patch_rows = ll_cuda_patch_rows,
     .entropy = ll_cuda_entropy,
+    .kv_append = ll_cuda_kv_append,
+    .attention_at = ll_cuda_attention_at,
+    .graph_new = ll_cuda_graph_new,
+    .graph_free = ll_cuda_graph_free,
+    .graph_begin = ll_cuda_graph_begin,
+    .graph_end = ll_cuda_graph_end,
+    .graph_launch = ll_cuda_graph_launch,
 };
 
 const ll_backend *ll_backend_cuda(void) {
