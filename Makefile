@@ -21,6 +21,7 @@ OPT ?= -O2 -g
 CFLAGS += $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -MMD -MP $(SAN)
 # Shell look-ups run once here, not on every compile line (:= expands immediately).
 HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null)
+HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5)
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
 CPPFLAGS += $(HDF5_CFLAGS)
 # OpenBLAS built on OpenMP (Debian's openblas-openmp flavour, found by path so the
@@ -30,7 +31,7 @@ CPPFLAGS += $(HDF5_CFLAGS)
 BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 CPPFLAGS += -I$(BLAS_INC)
-LDLIBS += -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
+LDLIBS += $(HDF5_LIBS) -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
 HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c')
