@@ -597,7 +597,7 @@ ll_status ll_dump_run(ll_model *m, const ll_tokenizer *tok, const ll_dump_opts *
     int64_t next = lo + done.seqs, seqs_done = done.seqs;
     if (!st) st = ll_dump_input_rewind(o->input);
     bool interrupted = false;
-    for (;;) {
+    while (!st) {
         if (o->stop && *o->stop) {
             interrupted = true;
             break;

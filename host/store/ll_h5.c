@@ -5,7 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ll_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void ll_h5_quiet(void) {
+    /* HDF5's own exit handler closes files left open, and crashes (1.10) on a file whose
+     * close failed after a write error (a full disk). Such a file is already as good as
+     * it gets on disk (committed part intact), so let the OS close it instead. */
+    static int once;
+    if (!once) {
+        once = 1;
+        H5dont_atexit();
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 typedef struct {
     char func[64];
@@ -23,17 +33,45 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
     return 0;
 }
 
+/* Message from a saved error stack (or the current one when es < 0). */
+static ll_status err_from_stack(ll_status st, hid_t es, const char *what) {
+    h5_inner in = {.depth = 0};
+    H5Ewalk2(es >= 0 ? es : H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &in);
+    if (es >= 0) H5Eclose_stack(es);
+    H5Eclear2(H5E_DEFAULT);
+    if (!in.depth) return ll_err(st, "%s", what);
+    /* A failed system call: HDF5's text carries errno's message among many details. */
+    const char *em = strstr(in.desc, "error message = '");
+    if (em) {
+        em += 17;
+        const char *end = strchr(em, '\'');
+        return ll_err(st, "%s: %.*s", what, end ? (int)(end - em) : 80, em);
+    }
+    return ll_err(st, "%s: %s (HDF5, in %s)", what, in.desc, in.func);
+}
+
 ll_status ll_h5_err(ll_status st, const char *fmt, ...) {
     char what[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    h5_inner in = {.depth = 0};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &in);
-    H5Eclear2(H5E_DEFAULT);
-    if (!in.depth) return ll_err(st, "%s", what);
-    return ll_err(st, "%s: %s (HDF5, in %s)", what, in.desc, in.func);
+    return err_from_stack(st, -1, what);
+}
+
+/* "<verb> <file>: <dataset>: <cause>", taking HDF5's error stack before the calls that
+ * find the names (every API call clears it). */
+static ll_status ds_err_es(ll_status st, hid_t ds, const char *verb, hid_t es) {
+    char file[512] = "?", name[256] = "?";
+    if (H5Fget_name(ds, file, sizeof file) < 0) snprintf(file, sizeof file, "?");
+    if (H5Iget_name(ds, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+    char what[900];
+    snprintf(what, sizeof what, "%s: %s %s", file, verb, name);
+    return err_from_stack(st, es, what);
+}
+
+static ll_status ds_err(ll_status st, hid_t ds, const char *verb) {
+    return ds_err_es(st, ds, verb, H5Eget_current_stack());
 }
 
 hid_t ll_h5_type(ll_dtype t) {
@@ -259,63 +297,57 @@ hsize_t ll_h5_extent(hid_t ds, int dim) {
     return d[dim];
 }
 
-static char *ds_name(hid_t ds, char *buf, size_t n) {
-    if (H5Iget_name(ds, buf, n) < 0) snprintf(buf, n, "?");
-    return buf;
-}
-
 ll_status ll_h5_put_1d(hid_t ds, hid_t memtype, hsize_t at, hsize_t n, const void *buf) {
-    char nm[256];
     if (n == 0) return LL_OK;
     hsize_t size = at + n;
-    if (H5Dset_extent(ds, &size) < 0) return ll_h5_err(LL_ERR_IO, "growing %s", ds_name(ds, nm, sizeof nm));
+    if (H5Dset_extent(ds, &size) < 0) return ds_err(LL_ERR_IO, ds, "growing");
     hid_t fs = H5Dget_space(ds);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, &at, NULL, &n, NULL);
     hid_t ms = H5Screate_simple(1, &n, NULL);
     herr_t e = H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    hid_t es = e < 0 ? H5Eget_current_stack() : -1; /* before the closes clear it */
     H5Sclose(ms);
     H5Sclose(fs);
-    return e < 0 ? ll_h5_err(LL_ERR_IO, "writing %s", ds_name(ds, nm, sizeof nm)) : LL_OK;
+    return e < 0 ? ds_err_es(LL_ERR_IO, ds, "writing", es) : LL_OK;
 }
 
 ll_status ll_h5_put_rows(hid_t ds, hid_t memtype, hsize_t at, hsize_t n, const void *buf) {
-    char nm[256];
     if (n == 0) return LL_OK;
     hsize_t d[3];
     hid_t fs = H5Dget_space(ds);
     H5Sget_simple_extent_dims(fs, d, NULL);
     H5Sclose(fs);
     hsize_t size[3] = {d[0], at + n, d[2]};
-    if (H5Dset_extent(ds, size) < 0) return ll_h5_err(LL_ERR_IO, "growing %s", ds_name(ds, nm, sizeof nm));
+    if (H5Dset_extent(ds, size) < 0) return ds_err(LL_ERR_IO, ds, "growing");
     fs = H5Dget_space(ds);
     hsize_t start[3] = {0, at, 0}, count[3] = {d[0], n, d[2]};
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     hid_t ms = H5Screate_simple(3, count, NULL);
     herr_t e = H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    hid_t es = e < 0 ? H5Eget_current_stack() : -1; /* before the closes clear it */
     H5Sclose(ms);
     H5Sclose(fs);
-    return e < 0 ? ll_h5_err(LL_ERR_IO, "writing %s", ds_name(ds, nm, sizeof nm)) : LL_OK;
+    return e < 0 ? ds_err_es(LL_ERR_IO, ds, "writing", es) : LL_OK;
 }
 
 ll_status ll_h5_truncate(hid_t ds, hsize_t n) {
-    char nm[256];
     hsize_t d[3] = {0, 0, 0};
     hid_t fs = H5Dget_space(ds);
     int rank = H5Sget_simple_extent_dims(fs, d, NULL);
     H5Sclose(fs);
     if (rank == 1) d[0] = n;
     else d[1] = n;
-    return H5Dset_extent(ds, d) < 0 ? ll_h5_err(LL_ERR_IO, "resizing %s", ds_name(ds, nm, sizeof nm)) : LL_OK;
+    return H5Dset_extent(ds, d) < 0 ? ds_err(LL_ERR_IO, ds, "resizing") : LL_OK;
 }
 
 ll_status ll_h5_get_1d(hid_t ds, hid_t memtype, hsize_t at, hsize_t n, void *buf) {
-    char nm[256];
     if (n == 0) return LL_OK;
     hid_t fs = H5Dget_space(ds);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, &at, NULL, &n, NULL);
     hid_t ms = H5Screate_simple(1, &n, NULL);
     herr_t e = H5Dread(ds, memtype, ms, fs, H5P_DEFAULT, buf);
+    hid_t es = e < 0 ? H5Eget_current_stack() : -1;
     H5Sclose(ms);
     H5Sclose(fs);
-    return e < 0 ? ll_h5_err(LL_ERR_IO, "reading %s", ds_name(ds, nm, sizeof nm)) : LL_OK;
+    return e < 0 ? ds_err_es(LL_ERR_IO, ds, "reading", es) : LL_OK;
 }

@@ -89,7 +89,12 @@ ll_status ll_store_open(ll_store_reader **out, const char *path, bool allow_inco
         r->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
     }
     ll_status st = LL_OK;
-    if (r->file < 0) st = ll_h5_err(LL_ERR_IO, "%s: cannot open as HDF5", path);
+    if (r->file < 0) {
+        st = ll_h5_err(LL_ERR_IO, "%s: cannot open as HDF5", path);
+        if (strstr(ll_last_error(), "truncated file"))
+            st = ll_err_prefix(st, "(a write failed, e.g. on a full disk: 'layerlab dump --resume' repairs and "
+                                   "continues it) ");
+    }
     char *fmt = NULL;
     if (!st && (ll_h5_get_str(r->file, "format", &fmt) || strcmp(fmt, LL_STORE_FORMAT)))
         st = ll_err(LL_ERR_FORMAT, "%s: not a layerlab activation dump (attribute \"format\" is not \"%s\")", path,

@@ -125,6 +125,7 @@ static ll_status commit(ll_store_writer *w) {
 
 static void *writer_main(void *arg) {
     ll_store_writer *w = arg;
+    ll_h5_quiet(); /* HDF5's error stacks (and their printing) are per thread */
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->n_written == w->n_submitted && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
@@ -242,6 +243,33 @@ static ll_status start_streaming(ll_store_writer *w) {
     return LL_OK;
 }
 
+/* A write that failed for lack of space can leave the file shorter than the end-of-file
+ * address its superblock records, and HDF5 then refuses to open it ("truncated file").
+ * Nothing past the last commit is part of the dump, so growing the file back to that
+ * address (a sparse tail of zeros) is all the repair it needs. Superblock versions 2
+ * and 3 (what the latest format writes) hold the end-of-file address at byte 28. */
+static ll_status repair_short_file(const char *path) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return ll_err(LL_ERR_IO, "%s: cannot open to resume: %s", path, strerror(errno));
+    unsigned char sb[48];
+    size_t n = fread(sb, 1, sizeof sb, f);
+    ll_status st = LL_OK;
+    if (n == sizeof sb && !memcmp(sb, "\x89HDF\r\n\x1a\n", 8) && sb[8] >= 2 && sb[9] == 8) {
+        uint64_t base = 0, eoa = 0;
+        for (int i = 7; i >= 0; i--) {
+            base = base << 8 | sb[12 + i];
+            eoa = eoa << 8 | sb[28 + i];
+        }
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        if (size >= 0 && (uint64_t)size < base + eoa && ftruncate(fileno(f), (off_t)(base + eoa)))
+            st = ll_err(LL_ERR_IO, "%s: the file ends early (a full disk?) and cannot be extended back: %s", path,
+                        strerror(errno));
+    }
+    fclose(f);
+    return st;
+}
+
 ll_status ll_store_create(ll_store_writer **out, const char *path, const ll_store_spec *spec, bool force) {
     ll_h5_quiet();
     *out = NULL;
@@ -289,6 +317,11 @@ ll_status ll_store_resume(ll_store_writer **out, const char *path, const ll_stor
     LL_TRY(writer_new(&w, path, spec));
     /* A run killed while writing leaves the superblock marked "open for writing";
      * clearing that mark is what h5clear -s does, through the same file-access property. */
+    ll_status rst = repair_short_file(path);
+    if (rst) {
+        writer_free(w);
+        return rst;
+    }
     hid_t fapl = H5Pcopy(w->fapl);
     hbool_t clear = 1;
     H5Pset(fapl, "clear_status_flags", &clear);
@@ -435,14 +468,10 @@ ll_status ll_store_close(ll_store_writer *w, bool complete, const char *reason) 
      * attributes). If the run failed, the committed part stays resumable as it is. */
     close_files(w);
     if (st) {
+        /* After a failed write HDF5's view of the file cannot be trusted, so it is not
+         * reopened: /progress already says what is complete, and complete = false. */
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", ll_last_error());
-        /* Best effort: say the run stopped and why, without touching the data. */
-        hid_t f = H5Fopen(w->path, H5F_ACC_RDWR, w->fapl);
-        if (f >= 0) {
-            ll_h5_attr_str(f, "interrupted", msg);
-            H5Fclose(f);
-        }
         writer_free(w);
         return ll_err(st, "%s", msg);
     }
