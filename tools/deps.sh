@@ -5,7 +5,7 @@ set -euo pipefail
 want=()
 for what in "${@:-build}"; do
   case "$what" in
-    build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev) ;;
+    build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev python3-h5py hdf5-tools) ;;
     bench) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
     fuzz) want+=(clang libclang-rt-14-dev) ;;
     fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip sentencepiece) ;;
