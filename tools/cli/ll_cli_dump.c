@@ -13,7 +13,8 @@ static const char usage[] =
     "usage: layerlab dump MODEL (--input FILE | --prompt TEXT | --tokens IDS) --out FILE.h5\n"
     "         [--points hook_resid_post,...] [--layers all|0,3,5-7] [--positions all|last|LIST]\n"
     "         [--dtype f32|f16|bf16] [--batch-tokens N] [--compress none|gzip|shuffle+gzip]\n"
-    "         [--resume | --force] [--shard K/N] [--no-special] [--device cuda|cpu] [--threads N]\n"
+    "         [--resume | --force] [--shard K/N] [--no-special] [--commit-every SECONDS]\n"
+    "         [--quiet] [--device cuda|cpu] [--threads N]\n"
     "\n"
     "  --input FILE     JSONL ({\"text\": ...} or {\"tokens\": [...]}, optional \"id\", optional\n"
     "                   \"positions\": {\"answer\": 17, ...}, other fields kept as metadata) or plain\n"
@@ -29,6 +30,8 @@ static const char usage[] =
     "  --shard K/N      dump the K-th (1..N) of N contiguous parts of the input; join the\n"
     "                   parts with 'layerlab merge'\n"
     "  --no-special     do not add the tokenizer's BOS/EOS to text prompts\n"
+    "  --commit-every   seconds between commits (default 5): what an interruption can lose\n"
+    "  --quiet          no progress line\n"
     "The file layout is described in docs/hdf5-layout.md. SIGINT or SIGTERM stop after the\n"
     "current batch and leave a resumable file (complete = false).\n";
 
@@ -126,6 +129,12 @@ int ll_cli_dump(int argc, char **argv) {
         else if (!strcmp(a, "--force")) o.force = true;
         else if (!strcmp(a, "--no-special")) o.no_special = true;
         else if (!strcmp(a, "--quiet")) o.progress = -1;
+        else if (!strcmp(a, "--commit-every") && has) {
+            char *end;
+            o.commit_seconds = strtod(argv[++i], &end);
+            if (*end || !(o.commit_seconds > 0))
+                return ll_cli_fail("dump: --commit-every: expected a positive number of seconds, found '%s'", argv[i]);
+        }
         else if (a[0] == '-') return ll_cli_fail("dump: unknown option %s (or missing value)", a);
         else if (!path) path = a;
         else return ll_cli_usage(usage);
