@@ -43,6 +43,24 @@ else
   echo "\$ layerlab generate $model${tokopt[*]:+ ${tokopt[*]}} --prompt \"$prompt\" --max-new-tokens 100 --temperature 0"
   "$bin" generate "$model" "${tokopt[@]}" --prompt "$prompt" --max-new-tokens 100 --temperature 0
   echo
+  # An activation dump of a few prompts, read back with h5py (docs/hdf5-layout.md).
+  mkdir -p demo-out
+  printf '%s\n' "Once upon a time" "The little dog ran to the park" "Lily saw a big red ball" > demo-out/prompts.txt
+  echo "\$ layerlab dump $model${tokopt[*]:+ ${tokopt[*]}} --input demo-out/prompts.txt --out demo-out/acts.h5 --force"
+  "$bin" dump "$model" "${tokopt[@]}" --input demo-out/prompts.txt --out demo-out/acts.h5 --force
+  if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+    /usr/bin/python3 - <<'PY'
+import h5py, numpy as np
+f = h5py.File("demo-out/acts.h5", "r")
+a = f["acts/hook_resid_post"]
+print("h5py: complete=%s, %d sequences, acts/hook_resid_post %s (layer, row, d)" % (bool(f.attrs["complete"]), len(f["sequences/ids"]), a.shape))
+off = f["sequences/row_offsets"][...]
+for l in range(a.shape[0]):
+    x = a[l]
+    print("  layer %d: mean |resid| %.3f" % (l, float(np.abs(x).mean())))
+PY
+  fi
+  echo
 fi
 case "$model" in
   *stories260K*)
@@ -54,4 +72,4 @@ case "$model" in
   *)
     echo "What ran: one fp32 forward pass over token ids $tokens; 'next' is the argmax next token." ;;
 esac
-echo "The SPADE, ICL, dump and training parts of the demo arrive with their issues (see README)."
+echo "The SPADE, ICL and training parts of the demo arrive with their issues (see README)."
