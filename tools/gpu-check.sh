@@ -27,6 +27,8 @@ say() { echo "gpu-check: $*" | tee -a "$out/steps.log"; }
 libpath=""
 if [ -x gpu-pack/bin/layerlab_tests ]; then
   bin=$root/gpu-pack/bin
+  # The libraries travel compressed (the carried folder may hold 64 MiB).
+  if [ -f gpu-pack/lib.tar.gz ] && [ ! -d gpu-pack/lib ]; then tar -C gpu-pack -xzf gpu-pack/lib.tar.gz; fi
   # Only the packed libraries this machine lacks are used: its own libstdc++ may be newer
   # than ours and needed by its cuBLAS, so ours must not shadow it.
   fallback=$out/.packed-libs

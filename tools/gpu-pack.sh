@@ -27,6 +27,9 @@ for b in "${bins[@]}"; do ldd "$build/$b"; done | awk '$2 == "=>" && $3 ~ /^\// 
     if [[ $name =~ $skip ]]; then continue; fi
     cp -L "$lib" "$pack/lib/$name"
   done
-du -sh "$pack" | awk '{print "gpu-pack: " $1 " in gpu-pack/ (bin/ and lib/)"}'
 ls "$pack/lib" | tr '\n' ' '
 echo
+# Compressed: with HDF5 (and what Debian's build of it links: curl, TLS, ...) the
+# libraries alone pass 60 MB, and a carried folder may hold 64 MiB in all.
+tar -C "$pack" -czf "$pack/lib.tar.gz" lib && rm -rf "$pack/lib"
+du -sh "$pack" | awk '{print "gpu-pack: " $1 " in gpu-pack/ (bin/, lib.tar.gz: tools/gpu-check.sh unpacks it)"}'

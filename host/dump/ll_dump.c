@@ -40,6 +40,7 @@ typedef struct {
     int64_t *rowmap; /* batch row -> stored row of this batch, or -1 */
     size_t el;
     double bytes; /* activation bytes handed to the writer */
+    int64_t rows;  /* rows handed to the writer */
 } dump_ctx;
 
 typedef struct {
@@ -414,6 +415,7 @@ static ll_status run_batch(dump_ctx *d, ll_store_writer *w, pending *pb) {
     free(seq_off);
     free(rowmap);
     free(sel);
+    if (!st) d->rows += R;
     for (int i = 0; !st && i < d->n_points; i++)
         d->bytes += (double)R * d->pts[i].n_layers * d->pts[i].width * (double)d->el;
     if (!st) st = ll_store_batch_submit(w, b);
@@ -594,6 +596,7 @@ ll_status ll_dump_run(ll_model *m, const ll_tokenizer *tok, const ll_dump_opts *
     ll_progress prog;
     int64_t total = hi - lo;
     ll_progress_init(&prog, "dump", "seqs", total, o->progress);
+    prog.rate_unit = "rows";
     int64_t next = lo + done.seqs, seqs_done = done.seqs;
     if (!st) st = ll_dump_input_rewind(o->input);
     bool interrupted = false;
@@ -617,7 +620,7 @@ ll_status ll_dump_run(ll_model *m, const ll_tokenizer *tok, const ll_dump_opts *
             st = run_batch(&d, w, &pb);
             seqs_done += pb.n;
             pending_clear(&pb);
-            ll_progress_update(&prog, seqs_done - done.seqs, ll_store_bytes_written(w));
+            ll_progress_update(&prog, seqs_done - done.seqs, d.rows, d.bytes);
             if (!st && o->stop && *o->stop) interrupted = true;
             if (st || interrupted) {
                 free(ids);
@@ -663,7 +666,7 @@ ll_status ll_dump_run(ll_model *m, const ll_tokenizer *tok, const ll_dump_opts *
     if (!st && !interrupted && pb.n > 0) {
         st = run_batch(&d, w, &pb);
         seqs_done += pb.n;
-        ll_progress_update(&prog, seqs_done - done.seqs, ll_store_bytes_written(w));
+        ll_progress_update(&prog, seqs_done - done.seqs, d.rows, d.bytes);
     }
     ll_dump_record_clear(&r);
     pending_free(&pb);
