@@ -100,7 +100,7 @@ static void check_fixture(const char *name) {
     }
 }
 
-TestSuite(dump_python, .timeout = 120);
+TestSuite(dump_python);
 Test(dump_python, llama_gqa_against_transformers) { check_fixture("llama_gqa"); }
 Test(dump_python, gpt2_against_transformers) { check_fixture("gpt2"); }
 Test(dump_python, qwen2_against_transformers) { check_fixture("qwen2"); }
