@@ -10,8 +10,8 @@
 #   THREADS  threads for both sides (default nproc)
 #   REPS     repetitions of each timed run; the tables give medians (default 3)
 #   FIX_N    prompts for the fixture model (default 3000)
-#   M30_N    prompts for the 30M model (default 300; the "few thousand", e.g. 2000,
-#            takes ~7x longer: about 2 minutes per repetition per side on 2 cores)
+#   M30_N    prompts for the 30M model (default 200; the "few thousand", e.g. 2000,
+#            takes ~10x longer: 2-5 minutes per repetition per side on 2 shared cores)
 #   MIN_LEN, MAX_LEN  prompt lengths, uniform (default 16..128)
 #   BATCH    token budget per forward pass, both sides (default 2048 = layerlab's default)
 #   POLICY   OMP_WAIT_POLICY for both sides in the timed runs (default passive; "default"
@@ -46,7 +46,7 @@ cd "$ROOT"
 THREADS="${THREADS:-$(nproc)}"
 REPS="${REPS:-3}"
 FIX_N="${FIX_N:-3000}"
-M30_N="${M30_N:-300}"
+M30_N="${M30_N:-200}"
 MIN_LEN="${MIN_LEN:-16}"
 MAX_LEN="${MAX_LEN:-128}"
 BATCH="${BATCH:-2048}"
