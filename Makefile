@@ -5,6 +5,7 @@
 #   make asan       the suites once more under AddressSanitizer + UBSan
 #   make bench      CPU benchmark against PyTorch / Hugging Face transformers (and tokenizers)
 #   make bench-tok  only the tokenizer benchmark against Hugging Face tokenizers
+#   make bench-dump only the activation-dump benchmark against transformers + h5py
 #   make fuzz       build and run the libFuzzer targets (FUZZ_SECONDS each)
 #   make fixtures   regenerate test/fixtures with Hugging Face transformers
 # CUDA sources compile whenever nvcc is present; CUDA=0 turns them off.
@@ -57,7 +58,7 @@ LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo bench bench-tok fuzz fixtures clean check-ci gpu-check gpu-pack
+.PHONY: all deps test asan demo bench bench-tok bench-dump fuzz fixtures clean check-ci gpu-check gpu-pack
 all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab $(GPU_BENCH)
 
 deps:
@@ -99,10 +100,15 @@ bench: all
 	@bash tools/deps.sh bench
 	@bash tools/bench/run.sh
 	@bash tools/bench/tok.sh
+	@bash tools/bench/dump.sh
 
 bench-tok: all
 	@bash tools/deps.sh bench
 	@bash tools/bench/tok.sh
+
+bench-dump: all
+	@bash tools/deps.sh bench
+	@bash tools/bench/dump.sh
 
 FUZZ_SECONDS ?= 60
 fuzz:
