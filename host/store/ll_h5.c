@@ -277,13 +277,8 @@ ll_status ll_h5_create_rows(hid_t loc, const char *name, hid_t type, hsize_t n_l
         if (shuffle) H5Pset_shuffle(p);
         H5Pset_deflate(p, (unsigned)level);
     }
-    /* Keep every layer's partly filled chunk in memory between batches, so each chunk
-     * is compressed and written once per commit rather than once per batch. */
-    hid_t ap = H5Pcreate(H5P_DATASET_ACCESS);
-    size_t chunk_bytes = (size_t)chunk_rows * (size_t)width * H5Tget_size(type);
-    H5Pset_chunk_cache(ap, 12421, chunk_bytes * (size_t)n_layers * 3 + (1u << 20), 1.0);
-    *out = H5Dcreate2(loc, name, type, s, H5P_DEFAULT, p, ap);
-    H5Pclose(ap);
+    /* (the chunk cache comes from the file access list: see ll_store_write.c) */
+    *out = H5Dcreate2(loc, name, type, s, H5P_DEFAULT, p, H5P_DEFAULT);
     H5Pclose(p);
     H5Sclose(s);
     return *out < 0 ? ll_h5_err(LL_ERR_IO, "creating dataset \"%s\"", name) : LL_OK;
@@ -317,8 +312,17 @@ ll_status ll_h5_put_rows(hid_t ds, hid_t memtype, hsize_t at, hsize_t n, const v
     hid_t fs = H5Dget_space(ds);
     H5Sget_simple_extent_dims(fs, d, NULL);
     H5Sclose(fs);
-    hsize_t size[3] = {d[0], at + n, d[2]};
-    if (H5Dset_extent(ds, size) < 0) return ds_err(LL_ERR_IO, ds, "growing");
+    /* Grow the row dimension geometrically, not batch by batch: every change of a
+     * chunked dataset's extent re-hashes its chunk cache, and because rows are the
+     * middle dimension of [layer][row][width] that evicts (writes out) the partly filled
+     * chunk of every layer. Growing by doubling makes that happen a handful of times per
+     * run. The extra rows are cut off when the dump completes; until then /progress says
+     * how many rows are real. */
+    if (at + n > d[1]) {
+        hsize_t want = at + n, grow = d[1] * 2;
+        hsize_t size[3] = {d[0], grow > want ? grow : want, d[2]};
+        if (H5Dset_extent(ds, size) < 0) return ds_err(LL_ERR_IO, ds, "growing");
+    }
     fs = H5Dget_space(ds);
     hsize_t start[3] = {0, at, 0}, count[3] = {d[0], n, d[2]};
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);

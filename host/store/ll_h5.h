@@ -46,7 +46,8 @@ ll_status ll_h5_create_rows(hid_t loc, const char *name, hid_t type, hsize_t n_l
 hsize_t ll_h5_extent(hid_t ds, int dim);
 /* Write n elements at [at, at+n) of a 1-D dataset, growing it to at+n first. */
 ll_status ll_h5_put_1d(hid_t ds, hid_t memtype, hsize_t at, hsize_t n, const void *buf);
-/* Write rows [at, at+n) of every layer from buf [n_layers][n][width], growing to at+n. */
+/* Write rows [at, at+n) of every layer from buf [n_layers][n][width], growing the row
+ * extent to at least at+n (geometrically: it may end up larger; see ll_h5_truncate). */
 ll_status ll_h5_put_rows(hid_t ds, hid_t memtype, hsize_t at, hsize_t n, const void *buf);
 /* Set the growing dimension of a dataset to n (shrinks after a crash on resume). */
 ll_status ll_h5_truncate(hid_t ds, hsize_t n);

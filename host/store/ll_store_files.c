@@ -26,7 +26,7 @@ void ll_store_files_close(ll_store_files *d, int n_points) {
  * reads fast. */
 #define TABLE_CHUNK 65536
 
-static size_t chunk_rows_for(int width, size_t el) {
+size_t ll_store_chunk_rows(int width, size_t el) {
     /* About 1 MiB per chunk: one chunk is one layer's slab of consecutive rows, so
      * reading one layer of many rows (what probe and lens training do) is sequential. */
     size_t r = ((size_t)1 << 20) / ((size_t)width * el);
@@ -72,7 +72,7 @@ ll_status ll_store_files_create(hid_t file, const char *path, const ll_store_spe
         const ll_store_point *p = &spec->points[i];
         int level = spec->compress == LL_COMPRESS_NONE ? 0 : (spec->gzip_level > 0 ? spec->gzip_level : 4);
         st = ll_h5_create_rows(ga, p->name, ft, (hsize_t)p->n_layers, (hsize_t)p->width,
-                               chunk_rows_for(p->width, ll_dtype_size(spec->dtype)), level,
+                               ll_store_chunk_rows(p->width, ll_dtype_size(spec->dtype)), level,
                                spec->compress == LL_COMPRESS_SHUFFLE_GZIP, &d->acts[i]);
         if (!st) st = ll_h5_attr_i32s(d->acts[i], "layers", p->layers, p->n_layers);
         if (!st) st = ll_h5_attr_str(d->acts[i], "point", p->name);

@@ -15,6 +15,9 @@ typedef struct {
     hid_t acts[LL_STORE_MAX_POINTS];
 } ll_store_files;
 
+/* Rows per chunk of an activation dataset (about 1 MiB per chunk). */
+size_t ll_store_chunk_rows(int width, size_t el);
+
 void ll_store_files_init(ll_store_files *d);
 void ll_store_files_close(ll_store_files *d, int n_points);
 /* Groups, datasets and the creation-time attributes of a new file. */

@@ -230,6 +230,17 @@ static ll_status writer_new(ll_store_writer **out, const char *path, const ll_st
      * what keeps the file consistent on disk at every instant of a run. */
     w->fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(w->fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    /* The chunk cache, per dataset: big enough for the partly filled chunk of every
+     * stored layer (twice over), so each chunk is written once, when full or at a
+     * commit, instead of each time a batch touches it. It is set on the file because
+     * starting SWMR mode (and a resume) reopens the datasets with the file's defaults. */
+    size_t cache = 0;
+    for (int i = 0; i < spec->n_points; i++) {
+        size_t c = ll_store_chunk_rows(spec->points[i].width, w->el_size) * (size_t)spec->points[i].width *
+                   w->el_size * (size_t)spec->points[i].n_layers * 2;
+        if (c > cache) cache = c;
+    }
+    H5Pset_cache(w->fapl, 0, 100003, cache + ((size_t)1 << 20), 1.0);
     *out = w;
     return LL_OK;
 }
@@ -479,6 +490,14 @@ ll_status ll_store_close(ll_store_writer *w, bool complete, const char *reason) 
     if (w->file < 0) st = ll_h5_err(LL_ERR_IO, "%s: reopening to finish", w->path);
     char t[32];
     now_iso(t, sizeof t);
+    /* Cut the activations back to the rows that exist (they grow by doubling). */
+    if (!st) {
+        ll_store_files d;
+        ll_store_files_init(&d);
+        st = ll_store_files_open(w->file, w->path, &w->spec, &d);
+        if (!st) st = ll_store_files_truncate(&d, w->spec.n_points, &w->done);
+        ll_store_files_close(&d, w->spec.n_points);
+    }
     if (!st && complete) st = ll_store_write_strings(w->file, w->path, &w->done);
     if (!st) st = ll_h5_attr_i64(w->file, "n_sequences", w->done.seqs);
     if (!st) st = ll_h5_attr_i64(w->file, "n_rows", w->done.rows);
