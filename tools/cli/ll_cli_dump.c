@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/ll_backend.h"
 #include "backend/ll_devices.h"
 #include "dump/ll_dump.h"
 #include "ll_cli.h"
@@ -140,6 +141,14 @@ int ll_cli_dump(int argc, char **argv) {
         else return ll_cli_usage(usage);
     }
     if (!path || !o.out_path || (!!input + !!prompt + !!tokens) != 1) return ll_cli_usage(usage);
+    /* One core for the writer thread: with every core in the forward pass, OpenMP's
+     * spinning workers and the writer take turns on the same cores, and each of the many
+     * short parallel regions waits out a descheduled worker (measured: a 2-core machine
+     * ran a small model 16x slower). --threads N overrides. */
+    bool threads_given = false;
+    for (int i = 1; i < argc; i++) threads_given |= !strcmp(argv[i], "--threads");
+    int ncores = omp_get_num_procs();
+    if (!threads_given && ncores > 1) ll_set_threads(ncores - 1);
     if (o.resume && o.force) return ll_cli_fail("dump: --resume and --force contradict each other");
 
     ll_dump_input *in = NULL;
