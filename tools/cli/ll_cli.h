@@ -16,6 +16,7 @@ int ll_cli_info(int argc, char **argv);
 int ll_cli_run(int argc, char **argv);
 int ll_cli_tokenize(int argc, char **argv);
 int ll_cli_generate(int argc, char **argv);
+int ll_cli_train(int argc, char **argv);
 
 /* Print "layerlab: error: <msg>" and return LL_EXIT_ERR. */
 int ll_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

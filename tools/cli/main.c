@@ -13,6 +13,7 @@ static const char usage[] =
     "  run MODEL --tokens IDS      per position: input id and argmax next-token id\n"
     "  tokenize MODEL TEXT         token ids of TEXT (--pieces: pieces and byte spans)\n"
     "  generate MODEL --prompt T   continue a prompt (greedy or sampled)\n"
+    "  train --out DIR             train the built-in toy Llama (train eval MODEL: its accuracies)\n"
     "\n"
     "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
     "llama2.c .bin checkpoint. Common options: --threads N (default: all cores),\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "run")) return ll_cli_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return ll_cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "generate")) return ll_cli_generate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "train")) return ll_cli_train(argc - 1, argv + 1);
     fprintf(stderr, "layerlab: error: unknown command '%s'\n\n%s", argv[1], usage);
     return LL_EXIT_USAGE;
 }
