@@ -25,6 +25,12 @@ static const char *const ll_values[LL_TOY_N_TABLES][LL_TOY_N_VALUES] = {
 static const char *const ll_label_words[LL_TOY_N_LABELS] = {
     "apple", "river",  "stone",  "cloud", "tiger",  "piano", "lemon",  "rocket", "forest", "candle", "silver", "planet",
     "garden", "window", "pencil", "bridge", "castle", "dragon", "honey", "marble", "ocean", "pepper", "shadow", "violet"};
+/* Label pairs tied to each rule (class 1 first), used only by the "named rule" training
+ * episodes: they teach the input features the rules read (as pre-training gives an LLM
+ * its prior knowledge) without ever appearing in the evaluated episodes, whose labels
+ * come from the pool above and so are revealed by the demonstrations alone. */
+static const char *const ll_rule_words[LL_TOY_N_RULES][2] = {
+    {"long", "short"}, {"early", "late"}, {"with", "without"}, {"even", "odd"}, {"high", "low"}};
 static const char *const ll_rule_names[LL_TOY_N_RULES] = {"word length >= 6", "word starts with a-m",
                                                           "word contains 'e'", "number is even", "number >= 50"};
 
@@ -33,6 +39,7 @@ struct ll_toy_world {
     int n;
     int32_t letter[4], arrow, colon, dot, qmark, question, answer, what, is, the, of;
     int32_t rel[LL_TOY_N_TABLES], value[LL_TOY_N_TABLES][LL_TOY_N_VALUES], label[LL_TOY_N_LABELS];
+    int32_t rule_word[LL_TOY_N_RULES][2];
     int32_t number[100], word[LL_TOY_N_WORDS], entity[LL_TOY_N_ENTITIES];
     int fact[LL_TOY_N_TABLES][LL_TOY_N_ENTITIES]; /* value index */
     /* Inputs of each class of each rule. */
@@ -119,6 +126,8 @@ ll_status ll_toy_world_new(ll_toy_world **out) {
         for (int v = 0; v < LL_TOY_N_VALUES; v++) ok &= (w->value[t][v] = ll_add(w, ll_values[t][v])) >= 0;
     }
     for (int i = 0; i < LL_TOY_N_LABELS; i++) ok &= (w->label[i] = ll_add(w, ll_label_words[i])) >= 0;
+    for (int i = 0; i < LL_TOY_N_RULES; i++)
+        for (int c = 0; c < 2; c++) ok &= (w->rule_word[i][c] = ll_add(w, ll_rule_words[i][c])) >= 0;
     for (int i = 0; i < 100; i++) {
         char b[8];
         snprintf(b, sizeof b, "%d", i);
@@ -158,12 +167,13 @@ static void ll_begin(ll_toy_seq *s, ll_toy_task task) {
 }
 
 /* n_items items "x -> label" separated by newlines; the last is the query. */
-static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, ll_toy_seq *s) {
+static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, ll_toy_seq *s) {
     ll_begin(s, LL_TOY_CAT);
     s->rule = ll_rng_int(r, LL_TOY_N_RULES);
     int a = ll_rng_int(r, LL_TOY_N_LABELS), b = ll_rng_int(r, LL_TOY_N_LABELS - 1);
     if (b >= a) b++;
     s->labels[0] = w->label[a], s->labels[1] = w->label[b];
+    if (named) s->labels[0] = w->rule_word[s->rule][1], s->labels[1] = w->rule_word[s->rule][0];
     for (int i = 0; i < n_items; i++) {
         /* Classes drawn evenly, then an input of that class: every rule is balanced
          * whatever the base rate of its feature. */
@@ -227,7 +237,7 @@ static void ll_mcq_items(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
 
 void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
     if (k > (LL_TOY_MAX_TOKENS - 4) / 4) k = (LL_TOY_MAX_TOKENS - 4) / 4;
-    ll_cat_items(w, r, k + 1, s);
+    ll_cat_items(w, r, k + 1, false, s);
 }
 
 void ll_toy_map(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
@@ -243,12 +253,13 @@ void ll_toy_mcq(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
 
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {
     if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
-    int u = ll_rng_int(r, 4), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
+    /* In twentieths: 9 categorization, 3 named-rule categorization, 3 mapping, 5 MCQ pairs. */
+    int u = ll_rng_int(r, 20), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
     if (cap < 1) cap = 1;
-    if (u < 2 || max_len < 30) {
+    if (u < 12 || max_len < 30) {
         int n = 17 + ll_rng_int(r, 3);
-        ll_cat_items(w, r, n < cap ? n : cap, s);
-    } else if (u == 2) {
+        ll_cat_items(w, r, n < cap ? n : cap, u >= 9 && u < 12, s);
+    } else if (u < 15) {
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
     } else {

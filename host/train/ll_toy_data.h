@@ -57,9 +57,10 @@ int32_t ll_toy_fact(const ll_toy_world *w, int table, int32_t entity); /* -1 whe
 /* Option letter token ("A".."D") at index i. */
 int32_t ll_toy_letter(const ll_toy_world *w, int i);
 
-/* A training sequence of at most max_len tokens, the task drawn from the mixture
- * (half categorization with 16-18 demonstrations, a quarter mapping, a quarter two
- * packed multiple-choice questions). Every label in it is supervised. */
+/* A training sequence of at most max_len tokens, the task drawn from the mixture:
+ * 45% categorization with 16-18 demonstrations and pool labels, 15% the same with each
+ * rule's own label pair ("long"/"short", ...), 15% mapping, 25% two packed
+ * multiple-choice questions. Every label in it is supervised. */
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s);
 /* Single episodes with k demonstrations then the query; the last token is its answer. */
 void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s);
