@@ -2,7 +2,8 @@
 # make toy-model: retrain data/models/toy-llama from scratch, evaluate it on held-out
 # episodes, refresh its transformers reference logits (when the pinned environment
 # .venv-fixtures exists: bash tools/fixtures-env.sh --setup-only) and write its card.
-# TOY_STEPS, TOY_SEED, TOY_THREADS override the defaults below.
+# TOY_STEPS, TOY_SEED, TOY_THREADS override the defaults below; TOY_PYTHON names another
+# interpreter with the pinned transformers (e.g. a main checkout's .venv-fixtures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=data/models/toy-llama
@@ -19,11 +20,12 @@ secs=$(($(date +%s) - start))
 mv "$OUT/train.ckpt" "$BUILD/toy-llama.ckpt"
 "$BUILD/layerlab" train eval "$OUT" --n 1000 --seed 12345 --threads "$THREADS" | tee "$BUILD/toy-llama-eval.md"
 parity="not checked (no .venv-fixtures; run bash tools/fixtures-env.sh --setup-only, then make toy-model)"
-if [ -x .venv-fixtures/bin/python ]; then
-    .venv-fixtures/bin/python tools/toy_hf_parity.py "$OUT"
+PY=${TOY_PYTHON:-.venv-fixtures/bin/python}
+if [ -x "$PY" ]; then
+    "$PY" tools/toy_hf_parity.py "$OUT"
     diff=$("$BUILD/layerlab_tests" --filter 'toy_model/logits_match_transformers' --verbose 2>&1 |
         sed -n 's/.*max |logit difference| \([^ ]*\) over \([0-9]*\) logits.*/\1 over \2 logits/p')
-    tv=$(.venv-fixtures/bin/python -c 'import transformers; print(transformers.__version__)')
+    tv=$("$PY" -c 'import transformers; print(transformers.__version__)')
     parity="transformers $tv (LlamaForCausalLM, eager attention, fp32) and layerlab give the same logits on the prompts of tools/toy_hf_parity.py: max absolute difference $diff (hf_reference.safetensors; test/test_toy_model.c checks it in CI), and their tokenizers give the same ids"
 fi
 params=$(sed -n 's/.* \([0-9]*\) parameters$/\1/p' "$OUT/train.log" | head -1)

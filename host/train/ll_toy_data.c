@@ -14,7 +14,7 @@
 enum { LL_PAD = 0, LL_BOS, LL_EOS, LL_UNK, LL_NL };
 
 static const char *const ll_fixed[] = {"<pad>", "<s>", "</s>", "<unk>", "\n", "->", ":", ".", "?", "Question",
-                                       "Answer", "what", "is", "the", "of", "A", "B", "C", "D"};
+                                       "Answer", "what", "is", "the", "of", "A", "B", "C", "D", "which"};
 static const char *const ll_tables[LL_TOY_N_TABLES] = {"color", "animal", "food", "tool"};
 static const char *const ll_values[LL_TOY_N_TABLES][LL_TOY_N_VALUES] = {
     {"red", "blue", "green", "yellow", "black", "white", "orange", "purple", "brown", "pink"},
@@ -37,7 +37,7 @@ static const char *const ll_rule_names[LL_TOY_N_RULES] = {"word length >= 6", "w
 struct ll_toy_world {
     char *tok[LL_TOY_MAX_VOCAB];
     int n;
-    int32_t letter[4], arrow, colon, dot, qmark, question, answer, what, is, the, of;
+    int32_t letter[4], arrow, colon, dot, qmark, question, answer, what, is, the, of, which;
     int32_t rel[LL_TOY_N_TABLES], value[LL_TOY_N_TABLES][LL_TOY_N_VALUES], label[LL_TOY_N_LABELS];
     int32_t rule_word[LL_TOY_N_RULES][2];
     int32_t number[100], word[LL_TOY_N_WORDS], entity[LL_TOY_N_ENTITIES];
@@ -121,6 +121,7 @@ ll_status ll_toy_world_new(ll_toy_world **out) {
     w->arrow = 5, w->colon = 6, w->dot = 7, w->qmark = 8, w->question = 9, w->answer = 10;
     w->what = 11, w->is = 12, w->the = 13, w->of = 14;
     for (int i = 0; i < 4; i++) w->letter[i] = 15 + i;
+    w->which = 19;
     for (int t = 0; t < LL_TOY_N_TABLES; t++) {
         ok &= (w->rel[t] = ll_add(w, ll_tables[t])) >= 0;
         for (int v = 0; v < LL_TOY_N_VALUES; v++) ok &= (w->value[t][v] = ll_add(w, ll_values[t][v])) >= 0;
@@ -155,7 +156,7 @@ ll_status ll_toy_world_new(ll_toy_world **out) {
     return LL_OK;
 }
 
-static void ll_push(ll_toy_seq *s, int32_t id, bool lab) {
+static void ll_push(ll_toy_seq *s, int32_t id, uint8_t lab) {
     s->lab[s->n] = lab;
     s->ids[s->n++] = id;
 }
@@ -167,18 +168,24 @@ static void ll_begin(ll_toy_seq *s, ll_toy_task task) {
 }
 
 /* n_items items "x -> label" separated by newlines; the last is the query. */
-static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, ll_toy_seq *s) {
+/* named: the rule's own label pair instead of pool words. few: inputs drawn from 4 per
+ * class, so inputs repeat and copying the label of an identical input pays (what
+ * induction heads learn first; matching on the rule's property generalizes it). */
+static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, ll_toy_seq *s) {
     ll_begin(s, LL_TOY_CAT);
     s->rule = ll_rng_int(r, LL_TOY_N_RULES);
     int a = ll_rng_int(r, LL_TOY_N_LABELS), b = ll_rng_int(r, LL_TOY_N_LABELS - 1);
     if (b >= a) b++;
     s->labels[0] = w->label[a], s->labels[1] = w->label[b];
     if (named) s->labels[0] = w->rule_word[s->rule][1], s->labels[1] = w->rule_word[s->rule][0];
+    int32_t pick[2][4];
+    for (int c = 0; c < 2; c++)
+        for (int j = 0; j < 4; j++) pick[c][j] = w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
     for (int i = 0; i < n_items; i++) {
         /* Classes drawn evenly, then an input of that class: every rule is balanced
          * whatever the base rate of its feature. */
         int c = ll_rng_int(r, 2);
-        int32_t x = w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
+        int32_t x = few ? pick[c][ll_rng_int(r, 4)] : w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
         if (i) ll_push(s, LL_NL, false);
         ll_push(s, x, false);
         ll_push(s, w->arrow, false);
@@ -202,8 +209,13 @@ static void ll_map_items(const ll_toy_world *w, ll_rng *r, int n_items, ll_toy_s
     }
 }
 
-/* "Question: what is the REL of ENT?\nA. v\nB. v\nC. v\nD. v\nAnswer: X" (29 tokens). */
-static void ll_mcq_items(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
+/* "Question: what is the REL of ENT?\nA. v\nB. v\nC. v\nD. v\nAnswer: X" (29 tokens).
+ * Two easier forms train its two steps separately: kind 1 "Question: what is the REL of
+ * ENT?\nAnswer: v" (recall the fact; 13 tokens) and kind 2 "Question: which is v?\nA. ..."
+ * (find the option that holds a given value; 26 tokens). Kind 0 is the real question. */
+static void ll_mcq_items_kind(const ll_toy_world *w, ll_rng *r, int kind, ll_toy_seq *s);
+static void ll_mcq_items(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) { ll_mcq_items_kind(w, r, 0, s); }
+static void ll_mcq_items_kind(const ll_toy_world *w, ll_rng *r, int kind, ll_toy_seq *s) {
     int t = ll_rng_int(r, LL_TOY_N_TABLES), e = ll_rng_int(r, LL_TOY_N_ENTITIES);
     s->rule = t;
     int truth = w->fact[t][e], opt[4], ans = ll_rng_int(r, 4);
@@ -221,8 +233,20 @@ static void ll_mcq_items(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
             }
         }
     }
-    const int32_t head[] = {w->question, w->colon, w->what, w->is, w->the, w->rel[t], w->of, w->entity[e], w->qmark};
-    for (size_t i = 0; i < sizeof head / sizeof *head; i++) ll_push(s, head[i], false);
+    if (kind == 2) {
+        const int32_t head[] = {w->question, w->colon, w->which, w->is, w->value[t][truth], w->qmark};
+        for (size_t i = 0; i < sizeof head / sizeof *head; i++) ll_push(s, head[i], 0);
+    } else {
+        const int32_t head[] = {w->question, w->colon, w->what, w->is, w->the, w->rel[t], w->of, w->entity[e], w->qmark};
+        for (size_t i = 0; i < sizeof head / sizeof *head; i++) ll_push(s, head[i], 0);
+    }
+    if (kind == 1) {
+        ll_push(s, LL_NL, 0);
+        ll_push(s, w->answer, 0);
+        ll_push(s, w->colon, 0);
+        ll_push(s, w->value[t][truth], 1);
+        return;
+    }
     for (int i = 0; i < 4; i++) {
         ll_push(s, LL_NL, false);
         ll_push(s, w->letter[i], false);
@@ -233,11 +257,13 @@ static void ll_mcq_items(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
     ll_push(s, w->answer, false);
     ll_push(s, w->colon, false);
     ll_push(s, w->letter[ans], true);
+    /* A question is 29 tokens for one supervised answer; weigh it like several labels. */
+    s->lab[s->n - 1] = LL_TOY_MCQ_WEIGHT;
 }
 
 void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
     if (k > (LL_TOY_MAX_TOKENS - 4) / 4) k = (LL_TOY_MAX_TOKENS - 4) / 4;
-    ll_cat_items(w, r, k + 1, false, s);
+    ll_cat_items(w, r, k + 1, false, false, s);
 }
 
 void ll_toy_map(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
@@ -253,21 +279,25 @@ void ll_toy_mcq(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
 
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {
     if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
-    /* In twentieths: 9 categorization, 3 named-rule categorization, 3 mapping, 5 MCQ pairs. */
+    /* In twentieths: 5 categorization, 3 with repeated inputs, 3 with the rule's own
+     * labels, 2 mapping, 7 MCQ pairs. */
     int u = ll_rng_int(r, 20), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
     if (cap < 1) cap = 1;
-    if (u < 12 || max_len < 30) {
+    if (u < 11 || max_len < 30) {
         int n = 17 + ll_rng_int(r, 3);
-        ll_cat_items(w, r, n < cap ? n : cap, u >= 9 && u < 12, s);
-    } else if (u < 15) {
+        ll_cat_items(w, r, n < cap ? n : cap, u >= 8 && u < 11, u >= 5 && u < 8, s);
+    } else if (u < 13) {
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
     } else {
+        /* Questions packed while they fit: half real ones, a quarter of each easier form. */
+        static const int len[3] = {29, 13, 26};
         ll_begin(s, LL_TOY_MCQ);
-        ll_mcq_items(w, r, s);
-        if (s->n + 30 <= max_len) {
-            ll_push(s, LL_NL, false);
-            ll_mcq_items(w, r, s);
+        for (int first = 1;; first = 0) {
+            int v = ll_rng_int(r, 4), kind = v < 2 ? 0 : v - 1;
+            if (s->n + !first + len[kind] > max_len) break;
+            if (!first) ll_push(s, LL_NL, 0);
+            ll_mcq_items_kind(w, r, kind, s);
         }
     }
 }

@@ -22,6 +22,7 @@
 #define LL_TOY_N_ENTITIES 48
 #define LL_TOY_N_WORDS 256
 #define LL_TOY_N_LABELS 24 /* pool of categorization label words */
+#define LL_TOY_MCQ_WEIGHT 4
 
 typedef struct ll_toy_world ll_toy_world;
 
@@ -34,7 +35,7 @@ typedef struct {
     ll_toy_task task;
     int n;
     int32_t ids[LL_TOY_MAX_TOKENS];
-    uint8_t lab[LL_TOY_MAX_TOKENS];
+    uint8_t lab[LL_TOY_MAX_TOKENS]; /* loss weight, 0 for tokens that are not labels */
     int rule;          /* categorization: the rule index; mapping / MCQ: the table */
     int32_t labels[2]; /* categorization: label word of class 0 and of class 1 */
 } ll_toy_seq;
@@ -58,9 +59,11 @@ int32_t ll_toy_fact(const ll_toy_world *w, int table, int32_t entity); /* -1 whe
 int32_t ll_toy_letter(const ll_toy_world *w, int i);
 
 /* A training sequence of at most max_len tokens, the task drawn from the mixture:
- * 45% categorization with 16-18 demonstrations and pool labels, 15% the same with each
- * rule's own label pair ("long"/"short", ...), 15% mapping, 25% two packed
- * multiple-choice questions. Every label in it is supervised. */
+ * 40% categorization with 16-18 demonstrations and pool labels (in 15 of the 40 the
+ * inputs come from 4 per class and repeat), 15% the same with each rule's own label
+ * pair ("long"/"short", ...), 10% mapping, 35% packed multiple-choice questions (half
+ * of them real, the rest one of two easier forms, see ll_toy_data.c). Every label in it is supervised: lab[i] is its loss weight
+ * (1, LL_TOY_MCQ_WEIGHT for answer letters). */
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s);
 /* Single episodes with k demonstrations then the query; the last token is its answer. */
 void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s);

@@ -97,7 +97,7 @@ static void ll_trainer_batch(ll_trainer *t) {
             size_t r = (size_t)b * T + i;
             t->tok[r] = i < s.n ? s.ids[i] : ll_toy_pad();
             t->tgt[r] = i + 1 < s.n ? s.ids[i + 1] : ll_toy_pad();
-            t->w[r] = i + 1 < s.n && s.lab[i + 1] ? 1.0f : 0.0f;
+            t->w[r] = i + 1 < s.n ? (float)s.lab[i + 1] : 0.0f;
         }
     }
 }
