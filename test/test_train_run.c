@@ -146,3 +146,53 @@ Test(train_run, bad_checkpoints_are_errors) {
     o.batch = 0;
     cr_assert_eq(ll_trainer_new(&t, &o), LL_ERR_ARG);
 }
+
+/* ---- the command line ---- */
+#include <libgen.h>
+#include <limits.h>
+#include <sys/wait.h>
+
+static int ll_train_cli(const char *args, char *err, size_t n) {
+    char self[PATH_MAX], cmd[PATH_MAX * 2], tmp[] = "/tmp/layerlab-cli-XXXXXX";
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    cr_assert(k > 0);
+    self[k] = 0;
+    int fd = mkstemp(tmp);
+    cr_assert(fd >= 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "%s/layerlab %s >/dev/null 2>%s", dirname(self), args, tmp);
+    int rc = system(cmd);
+    FILE *f = fopen(tmp, "r");
+    size_t got = f ? fread(err, 1, n - 1, f) : 0;
+    err[got] = 0;
+    if (f) fclose(f);
+    unlink(tmp);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+Test(train_run, cli_trains_resumes_evaluates_and_reports_errors, .timeout = 120) {
+    char dir[] = "/tmp/layerlab-test-cli-XXXXXX", args[1024], err[4096];
+    cr_assert(mkdtemp(dir));
+    const char *tiny = "--batch 2 --seq-len 40 --d-model 16 --layers 1 --heads 2 --kv-heads 1 --d-ff 16 --threads 1";
+    cr_assert_eq(ll_train_cli("train", err, sizeof err), 2, "no --out: usage");
+    snprintf(args, sizeof args, "train --out %s --steps 2 %s", dir, tiny);
+    cr_assert_eq(ll_train_cli(args, err, sizeof err), 0, "%s", err);
+    snprintf(args, sizeof args, "train --resume %s/train.ckpt --out %s --steps 3 --threads 1", dir, dir);
+    cr_assert_eq(ll_train_cli(args, err, sizeof err), 0, "%s", err);
+    cr_assert(strstr(err, "3 steps"), "resumed to step 3: %s", err);
+    snprintf(args, sizeof args, "train eval %s --n 3 --threads 1", dir);
+    cr_assert_eq(ll_train_cli(args, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ll_train_cli("train eval /nonexistent/toy --n 3", err, sizeof err), 1);
+    cr_assert(strstr(err, "layerlab: error: ") && strstr(err, "/nonexistent/toy"), "%s", err);
+    snprintf(args, sizeof args, "train --out %s --steps 1 %s --heads 3", dir, tiny);
+    cr_assert_eq(ll_train_cli(args, err, sizeof err), 1);
+    cr_assert(strstr(err, "n_heads"), "%s", err);
+    const char *files[] = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                           "tokenizer_config.json", "train.log", "train.ckpt"};
+    for (size_t i = 0; i < 7; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        cr_assert_eq(remove(p), 0, "%s was written", p);
+    }
+    cr_assert_eq(rmdir(dir), 0);
+}

@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=data/models/toy-llama
-STEPS=${TOY_STEPS:-5000}
+STEPS=${TOY_STEPS:-4000}
 SEED=${TOY_SEED:-1}
-THREADS=${TOY_THREADS:-2}
+THREADS=${TOY_THREADS:-1}
 BUILD=${BUILD:-build}
 mkdir -p "$OUT"
 rm -f "$OUT/train.ckpt" "$OUT/train.log"

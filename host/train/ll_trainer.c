@@ -9,11 +9,11 @@
 
 void ll_train_opts_default(ll_train_opts *o) {
     memset(o, 0, sizeof *o);
-    o->model = (ll_tm_cfg){.vocab = 0, .d_model = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .d_ff = 384,
+    o->model = (ll_tm_cfg){.vocab = 0, .d_model = 96, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .d_ff = 256,
                            .max_seq = 128, .rope_theta = 10000.0f, .norm_eps = 1e-5f};
     o->batch = 32;
     o->seq_len = 80;
-    o->steps = 3000;
+    o->steps = 4000;
     o->warmup = 100;
     o->lr = 3e-3f;
     o->min_lr = 1e-4f;

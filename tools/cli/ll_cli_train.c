@@ -18,7 +18,7 @@ static const char usage[] =
     "       layerlab train eval MODEL [--n N] [--seed S] [--threads N]\n"
     "Trains the toy Llama (data/README.md) and writes a Hugging Face directory to DIR, with a\n"
     "checkpoint DIR/train.ckpt (optimizer state included) and the log DIR/train.log.\n"
-    "  --steps N        optimizer steps (default 3000)     --seed S        seed (default 1)\n"
+    "  --steps N        optimizer steps (default 4000)     --seed S        seed (default 1)\n"
     "  --resume CKPT    continue a run from its checkpoint (options come from the checkpoint;\n"
     "                   --steps may extend it)\n"
     "  --ckpt-every N   checkpoint every N steps (default 250)\n"
