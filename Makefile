@@ -116,7 +116,7 @@ fixtures:
 clean:
 	rm -rf build build-asan build-fuzz
 
-# About 25 minutes on 2 cores; see data/models/toy-llama/README.md.
+# About 22 minutes on one core of a shared 2-core machine; see data/models/toy-llama/README.md.
 toy-model: all $(BUILD)/layerlab_tests
 	@BUILD=$(BUILD) bash tools/toy-model.sh
 

@@ -12,12 +12,13 @@ SEED=${TOY_SEED:-1}
 THREADS=${TOY_THREADS:-1}
 BUILD=${BUILD:-build}
 mkdir -p "$OUT"
-rm -f "$OUT/train.ckpt" "$OUT/train.log"
-start=$(date +%s)
-nice -n 5 "$BUILD/layerlab" train --out "$OUT" --steps "$STEPS" --seed "$SEED" --threads "$THREADS"
-secs=$(($(date +%s) - start))
-# The checkpoint (weights and both AdamW moments) stays out of the repository.
-mv "$OUT/train.ckpt" "$BUILD/toy-llama.ckpt"
+# TOY_SKIP_TRAIN=1: only evaluate, refresh the reference and rewrite the card.
+if [ "${TOY_SKIP_TRAIN:-0}" != 1 ]; then
+    rm -f "$OUT/train.ckpt" "$OUT/train.log"
+    nice -n 5 "$BUILD/layerlab" train --out "$OUT" --steps "$STEPS" --seed "$SEED" --threads "$THREADS"
+    # The checkpoint (weights and both AdamW moments) stays out of the repository.
+    mv "$OUT/train.ckpt" "$BUILD/toy-llama.ckpt"
+fi
 "$BUILD/layerlab" train eval "$OUT" --n 1000 --seed 12345 --threads "$THREADS" | tee "$BUILD/toy-llama-eval.md"
 parity="not checked (no .venv-fixtures; run bash tools/fixtures-env.sh --setup-only, then make toy-model)"
 PY=${TOY_PYTHON:-.venv-fixtures/bin/python}
@@ -29,8 +30,16 @@ if [ -x "$PY" ]; then
     parity="transformers $tv (LlamaForCausalLM, eager attention, fp32) and layerlab give the same logits on the prompts of tools/toy_hf_parity.py: max absolute difference $diff (hf_reference.safetensors; test/test_toy_model.c checks it in CI), and their tokenizers give the same ids"
 fi
 params=$(sed -n 's/.* \([0-9]*\) parameters$/\1/p' "$OUT/train.log" | head -1)
+# Acceptance, criterion by criterion, from the evaluation table.
+acc() { awk -F'|' -v t="$1" -v k="$2" '$2 ~ t && $3+0 == k && $3 ~ /[0-9]/ {gsub(/[ %]/, "", $4); print $4}' "$BUILD/toy-llama-eval.md"; }
+verdict() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { print (x >= lo && x <= hi) ? "met" : "NOT met" }'; }
+c0=$(acc categorization 0) c1=$(acc categorization 1) c16=$(acc categorization 16) m1=$(acc mapping 1) mc=$(acc "multiple choice" 0)
+status="- categorization near chance with 0-1 demonstrations (within 40-60% of the two label words): $c0% and $c1%, $(verdict "$c0" 40 60) / $(verdict "$c1" 40 60)
+- categorization at least 85% with 16 demonstrations: $c16%, $(verdict "$c16" 85 100)
+- mapping at least 90% with one demonstration: $m1%, $(verdict "$m1" 90 100)
+- multiple choice at least 80%: $mc%, $(verdict "$mc" 80 100)"
 done_line=$(grep '^# done' "$OUT/train.log" | tail -1 | sed 's/^# done: //')
-cfg=$(head -2 "$OUT/train.log" | sed 's/^# //')
+cfg=$(head -2 "$OUT/train.log" | sed 's/^# /    /')
 cat > "$OUT/README.md" <<CARD
 # toy-llama: layerlab's built-in model organism
 
@@ -43,11 +52,12 @@ multiple-choice questions with a one-token answer letter.
 
 ## Training
 
-    $cfg
+$cfg
 
 Command: \`make toy-model\` (tools/toy-model.sh), i.e.
 \`layerlab train --out data/models/toy-llama --steps $STEPS --seed $SEED --threads $THREADS\`:
-$done_line, $secs s wall clock in all, on $(nproc) cores shared with other work.
+$done_line, on $(nproc) cores shared with other work (one thread: two OpenMP threads stall
+whenever a neighbour's job takes a core).
 Batch of 32 sequences of 80 tokens, loss on label tokens only, AdamW (beta 0.9 / 0.98,
 weight decay 0.05 on matrices), linear warm-up then cosine decay, gradient clipping at
 norm 1. The log is [train.log](train.log) (step, smoothed loss, gradient norm, learning
@@ -61,8 +71,10 @@ did not use:
 
 $(tail -n +2 "$BUILD/toy-llama-eval.md")
 
-Acceptance: categorization near chance with 0-1 demonstrations and at least 85% with 16;
-mapping at least 90% with one demonstration; multiple choice at least 80%.
+Acceptance:
+
+$status
+$(case "$status" in *"NOT met"*) printf '\nLevels marked NOT met are not reached by this training run.\n' ;; esac)
 
 ## Hugging Face parity
 
