@@ -17,7 +17,6 @@ typedef struct {
 /* Runs n prompts (each seq's ids without its last token, through text and the
  * tokenizer) and returns the last-position logits [n][V]. */
 static ll_status ll_eval_logits(ll_eval_ctx *c, const ll_toy_seq *seqs, int n, float *logits) {
-    int V = c->m->cfg.vocab_size;
     int32_t *ids = malloc((size_t)n * LL_TOY_MAX_TOKENS * sizeof(int32_t));
     int64_t *off = malloc(((size_t)n + 1) * sizeof(int64_t));
     if (!ids || !off) {
@@ -48,7 +47,6 @@ static ll_status ll_eval_logits(ll_eval_ctx *c, const ll_toy_seq *seqs, int n, f
         ll_batch b = {.n_seq = n, .seq_off = off, .tokens = ids};
         ll_forward_opts o = {.logits = LL_LOGITS_LAST, .logits_out = logits};
         st = ll_forward(c->m, &b, &o);
-        (void)V;
     }
     free(ids);
     free(off);
