@@ -8,6 +8,7 @@
 #   make bench-dump only the activation-dump benchmark against transformers + h5py
 #   make fuzz       build and run the libFuzzer targets (FUZZ_SECONDS each)
 #   make fixtures   regenerate test/fixtures with Hugging Face transformers
+#   make toy-model  retrain data/models/toy-llama (the built-in model organism) from scratch
 # CUDA sources compile whenever nvcc is present; CUDA=0 turns them off.
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -58,7 +59,7 @@ LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo bench bench-tok bench-dump fuzz fixtures clean check-ci gpu-check gpu-pack
+.PHONY: all deps test asan demo bench bench-tok bench-dump fuzz fixtures clean check-ci gpu-check gpu-pack toy-model
 all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab $(GPU_BENCH)
 
 deps:
@@ -121,6 +122,10 @@ fixtures:
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# About 22 minutes on one core of a shared 2-core machine; see data/models/toy-llama/README.md.
+toy-model: all $(BUILD)/layerlab_tests
+	@BUILD=$(BUILD) bash tools/toy-model.sh
 
 # make gpu-check: build, then test/gpu and the GPU benchmarks against transformers, with a
 # short table and logs in $OUT (or ./gpu-results). make gpu-pack: the same binaries and the

@@ -1,0 +1,380 @@
+/* The toy world and its task generators (see ll_toy_data.h and data/README.md). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/ll_alloc.h"
+#include "ll_toy_data.h"
+
+/* The world is part of the model's definition, not of a run: a fixed seed. */
+#define LL_TOY_WORLD_SEED 0x746F796C6C616D61ull
+#define LL_TOY_MAX_VOCAB 600
+
+enum { LL_PAD = 0, LL_BOS, LL_EOS, LL_UNK, LL_NL };
+
+static const char *const ll_fixed[] = {"<pad>", "<s>", "</s>", "<unk>", "\n", "->", ":", ".", "?", "Question",
+                                       "Answer", "what", "is", "the", "of", "A", "B", "C", "D", "which"};
+static const char *const ll_tables[LL_TOY_N_TABLES] = {"color", "animal", "food", "tool"};
+static const char *const ll_values[LL_TOY_N_TABLES][LL_TOY_N_VALUES] = {
+    {"red", "blue", "green", "yellow", "black", "white", "orange", "purple", "brown", "pink"},
+    {"cat", "dog", "horse", "mouse", "eagle", "shark", "wolf", "bear", "snake", "frog"},
+    {"bread", "rice", "cheese", "soup", "salad", "cake", "pasta", "fish", "beans", "corn"},
+    {"hammer", "saw", "drill", "wrench", "shovel", "knife", "axe", "brush", "needle", "rope"},
+};
+static const char *const ll_label_words[LL_TOY_N_LABELS] = {
+    "apple", "river",  "stone",  "cloud", "tiger",  "piano", "lemon",  "rocket", "forest", "candle", "silver", "planet",
+    "garden", "window", "pencil", "bridge", "castle", "dragon", "honey", "marble", "ocean", "pepper", "shadow", "violet"};
+/* Label pairs tied to each rule (class 1 first), used only by the "named rule" training
+ * episodes: they teach the input features the rules read (as pre-training gives an LLM
+ * its prior knowledge) without ever appearing in the evaluated episodes, whose labels
+ * come from the pool above and so are revealed by the demonstrations alone. */
+static const char *const ll_rule_words[LL_TOY_N_RULES][2] = {
+    {"long", "short"}, {"early", "late"}, {"with", "without"}, {"even", "odd"}, {"high", "low"}};
+static const char *const ll_rule_names[LL_TOY_N_RULES] = {"word length >= 6", "word starts with a-m",
+                                                          "word contains 'e'", "number is even", "number >= 50"};
+
+struct ll_toy_world {
+    char *tok[LL_TOY_MAX_VOCAB];
+    int n;
+    int32_t letter[4], arrow, colon, dot, qmark, question, answer, what, is, the, of, which;
+    int32_t rel[LL_TOY_N_TABLES], value[LL_TOY_N_TABLES][LL_TOY_N_VALUES], label[LL_TOY_N_LABELS];
+    int32_t rule_word[LL_TOY_N_RULES][2];
+    int32_t number[100], word[LL_TOY_N_WORDS], entity[LL_TOY_N_ENTITIES];
+    int fact[LL_TOY_N_TABLES][LL_TOY_N_ENTITIES]; /* value index */
+    /* Inputs of each class of each rule. */
+    int32_t *cls[LL_TOY_N_RULES][2];
+    int n_cls[LL_TOY_N_RULES][2];
+};
+
+int32_t ll_toy_bos(void) { return LL_BOS; }
+int32_t ll_toy_eos(void) { return LL_EOS; }
+int32_t ll_toy_pad(void) { return LL_PAD; }
+int ll_toy_vocab_size(const ll_toy_world *w) { return w->n; }
+const char *ll_toy_rule_name(int rule) { return rule >= 0 && rule < LL_TOY_N_RULES ? ll_rule_names[rule] : NULL; }
+const char *ll_toy_table_name(int t) { return t >= 0 && t < LL_TOY_N_TABLES ? ll_tables[t] : NULL; }
+const char *ll_toy_token(const ll_toy_world *w, int32_t id) { return id >= 0 && id < w->n ? w->tok[id] : NULL; }
+int32_t ll_toy_letter(const ll_toy_world *w, int i) { return w->letter[i]; }
+
+int32_t ll_toy_id(const ll_toy_world *w, const char *s) {
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->tok[i], s)) return i;
+    return -1;
+}
+
+static int32_t ll_add(ll_toy_world *w, const char *s) {
+    if (w->n >= LL_TOY_MAX_VOCAB || ll_toy_id(w, s) >= 0) return -1;
+    w->tok[w->n] = ll_strdup(s);
+    return w->tok[w->n] ? w->n++ : -1;
+}
+
+/* A fresh lowercase word (first letter upper-cased for entities) not yet in the vocabulary. */
+static int32_t ll_add_synthetic(ll_toy_world *w, ll_rng *r, int min_len, int max_len, bool capital) {
+    for (;;) {
+        char b[16];
+        int len = min_len + ll_rng_int(r, max_len - min_len + 1);
+        for (int i = 0; i < len; i++) b[i] = (char)('a' + ll_rng_int(r, 26));
+        b[len] = 0;
+        if (capital) b[0] = (char)(b[0] - 'a' + 'A');
+        if (ll_toy_id(w, b) >= 0) continue;
+        return ll_add(w, b);
+    }
+}
+
+int ll_toy_rule_class(const ll_toy_world *w, int rule, int32_t id) {
+    const char *s = ll_toy_token(w, id);
+    if (!s || rule < 0 || rule >= LL_TOY_N_RULES) return -1;
+    bool is_word = id >= w->word[0] && id <= w->word[LL_TOY_N_WORDS - 1];
+    bool is_num = id >= w->number[0] && id <= w->number[99];
+    if (rule < 3 && !is_word) return -1;
+    if (rule >= 3 && !is_num) return -1;
+    switch (rule) {
+    case 0: return strlen(s) >= 6;
+    case 1: return s[0] <= 'm';
+    case 2: return strchr(s, 'e') != NULL;
+    case 3: return atoi(s) % 2 == 0;
+    default: return atoi(s) >= 50;
+    }
+}
+
+int32_t ll_toy_fact(const ll_toy_world *w, int table, int32_t entity) {
+    if (table < 0 || table >= LL_TOY_N_TABLES) return -1;
+    int e = entity - w->entity[0];
+    if (e < 0 || e >= LL_TOY_N_ENTITIES) return -1;
+    return w->value[table][w->fact[table][e]];
+}
+
+void ll_toy_world_free(ll_toy_world *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) free(w->tok[i]);
+    for (int r = 0; r < LL_TOY_N_RULES; r++) free(w->cls[r][0]), free(w->cls[r][1]);
+    free(w);
+}
+
+ll_status ll_toy_world_new(ll_toy_world **out) {
+    *out = NULL;
+    ll_toy_world *w = ll_calloc(1, sizeof *w, "toy world");
+    if (!w) return LL_ERR_NOMEM;
+    ll_rng r = {LL_TOY_WORLD_SEED};
+    bool ok = true;
+    for (size_t i = 0; i < sizeof ll_fixed / sizeof *ll_fixed; i++) ok &= ll_add(w, ll_fixed[i]) == (int32_t)i;
+    w->arrow = 5, w->colon = 6, w->dot = 7, w->qmark = 8, w->question = 9, w->answer = 10;
+    w->what = 11, w->is = 12, w->the = 13, w->of = 14;
+    for (int i = 0; i < 4; i++) w->letter[i] = 15 + i;
+    w->which = 19;
+    for (int t = 0; t < LL_TOY_N_TABLES; t++) {
+        ok &= (w->rel[t] = ll_add(w, ll_tables[t])) >= 0;
+        for (int v = 0; v < LL_TOY_N_VALUES; v++) ok &= (w->value[t][v] = ll_add(w, ll_values[t][v])) >= 0;
+    }
+    for (int i = 0; i < LL_TOY_N_LABELS; i++) ok &= (w->label[i] = ll_add(w, ll_label_words[i])) >= 0;
+    for (int i = 0; i < LL_TOY_N_RULES; i++)
+        for (int c = 0; c < 2; c++) ok &= (w->rule_word[i][c] = ll_add(w, ll_rule_words[i][c])) >= 0;
+    for (int i = 0; i < 100; i++) {
+        char b[8];
+        snprintf(b, sizeof b, "%d", i);
+        ok &= (w->number[i] = ll_add(w, b)) >= 0;
+    }
+    for (int i = 0; i < LL_TOY_N_WORDS; i++) ok &= (w->word[i] = ll_add_synthetic(w, &r, 3, 8, false)) >= 0;
+    for (int i = 0; i < LL_TOY_N_ENTITIES; i++) ok &= (w->entity[i] = ll_add_synthetic(w, &r, 5, 8, true)) >= 0;
+    for (int t = 0; t < LL_TOY_N_TABLES; t++)
+        for (int e = 0; e < LL_TOY_N_ENTITIES; e++) w->fact[t][e] = ll_rng_int(&r, LL_TOY_N_VALUES);
+    for (int rule = 0; rule < LL_TOY_N_RULES && ok; rule++) {
+        int n = rule < 3 ? LL_TOY_N_WORDS : 100;
+        const int32_t *dom = rule < 3 ? w->word : w->number;
+        for (int c = 0; c < 2; c++) ok &= (w->cls[rule][c] = ll_calloc((size_t)n, sizeof(int32_t), "toy rule")) != NULL;
+        for (int i = 0; i < n && ok; i++) {
+            int c = ll_toy_rule_class(w, rule, dom[i]);
+            w->cls[rule][c][w->n_cls[rule][c]++] = dom[i];
+        }
+        ok &= w->n_cls[rule][0] > 0 && w->n_cls[rule][1] > 0;
+    }
+    if (!ok) {
+        ll_toy_world_free(w);
+        return ll_err(LL_ERR_NOMEM, "toy world: building the vocabulary failed");
+    }
+    *out = w;
+    return LL_OK;
+}
+
+static void ll_push(ll_toy_seq *s, int32_t id, uint8_t lab) {
+    s->lab[s->n] = lab;
+    s->ids[s->n++] = id;
+}
+
+static void ll_begin(ll_toy_seq *s, ll_toy_task task) {
+    memset(s, 0, sizeof *s);
+    s->task = task;
+    ll_push(s, LL_BOS, false);
+}
+
+/* n_items items "x -> label" separated by newlines; the last is the query. */
+/* named: the rule's own label pair instead of pool words. few: inputs drawn from 4 per
+ * class, so inputs repeat and copying the label of an identical input pays (what
+ * induction heads learn first; matching on the rule's property generalizes it). */
+static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, ll_toy_seq *s) {
+    ll_begin(s, LL_TOY_CAT);
+    s->rule = ll_rng_int(r, LL_TOY_N_RULES);
+    int a = ll_rng_int(r, LL_TOY_N_LABELS), b = ll_rng_int(r, LL_TOY_N_LABELS - 1);
+    if (b >= a) b++;
+    s->labels[0] = w->label[a], s->labels[1] = w->label[b];
+    if (named) s->labels[0] = w->rule_word[s->rule][1], s->labels[1] = w->rule_word[s->rule][0];
+    int32_t pick[2][4];
+    for (int c = 0; c < 2; c++)
+        for (int j = 0; j < 4; j++) pick[c][j] = w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
+    for (int i = 0; i < n_items; i++) {
+        /* Classes drawn evenly, then an input of that class: every rule is balanced
+         * whatever the base rate of its feature. */
+        int c = ll_rng_int(r, 2);
+        int32_t x = few ? pick[c][ll_rng_int(r, 4)] : w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
+        if (i) ll_push(s, LL_NL, false);
+        ll_push(s, x, false);
+        ll_push(s, w->arrow, false);
+        ll_push(s, s->labels[c], true);
+    }
+}
+
+static void ll_map_items(const ll_toy_world *w, ll_rng *r, int n_items, ll_toy_seq *s) {
+    ll_begin(s, LL_TOY_MAP);
+    s->rule = ll_rng_int(r, LL_TOY_N_TABLES);
+    int used[LL_TOY_N_ENTITIES] = {0};
+    for (int i = 0; i < n_items && i < LL_TOY_N_ENTITIES; i++) {
+        int e;
+        do e = ll_rng_int(r, LL_TOY_N_ENTITIES);
+        while (used[e]);
+        used[e] = 1;
+        if (i) ll_push(s, LL_NL, false);
+        ll_push(s, w->entity[e], false);
+        ll_push(s, w->arrow, false);
+        ll_push(s, w->value[s->rule][w->fact[s->rule][e]], true);
+    }
+}
+
+/* "Question: what is the REL of ENT?\nA. v\nB. v\nC. v\nD. v\nAnswer: X" (29 tokens).
+ * Two easier forms train its two steps separately: kind 1 "Question: what is the REL of
+ * ENT?\nAnswer: v" (recall the fact; 13 tokens) and kind 2 "Question: which is v?\nA. ..."
+ * (find the option that holds a given value; 26 tokens). Kind 0 is the real question. */
+static void ll_mcq_items_kind(const ll_toy_world *w, ll_rng *r, int kind, ll_toy_seq *s);
+static void ll_mcq_items(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) { ll_mcq_items_kind(w, r, 0, s); }
+static void ll_mcq_items_kind(const ll_toy_world *w, ll_rng *r, int kind, ll_toy_seq *s) {
+    int t = ll_rng_int(r, LL_TOY_N_TABLES), e = ll_rng_int(r, LL_TOY_N_ENTITIES);
+    s->rule = t;
+    int truth = w->fact[t][e], opt[4], ans = ll_rng_int(r, 4);
+    for (int i = 0; i < 4; i++) {
+        if (i == ans) {
+            opt[i] = truth;
+            continue;
+        }
+        for (;;) {
+            int v = ll_rng_int(r, LL_TOY_N_VALUES), dup = v == truth;
+            for (int j = 0; j < i; j++) dup |= j != ans && opt[j] == v;
+            if (!dup) {
+                opt[i] = v;
+                break;
+            }
+        }
+    }
+    if (kind == 2) {
+        const int32_t head[] = {w->question, w->colon, w->which, w->is, w->value[t][truth], w->qmark};
+        for (size_t i = 0; i < sizeof head / sizeof *head; i++) ll_push(s, head[i], 0);
+    } else {
+        const int32_t head[] = {w->question, w->colon, w->what, w->is, w->the, w->rel[t], w->of, w->entity[e], w->qmark};
+        for (size_t i = 0; i < sizeof head / sizeof *head; i++) ll_push(s, head[i], 0);
+    }
+    if (kind == 1) {
+        ll_push(s, LL_NL, 0);
+        ll_push(s, w->answer, 0);
+        ll_push(s, w->colon, 0);
+        ll_push(s, w->value[t][truth], 1);
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        ll_push(s, LL_NL, false);
+        ll_push(s, w->letter[i], false);
+        ll_push(s, w->dot, false);
+        ll_push(s, w->value[t][opt[i]], false);
+    }
+    ll_push(s, LL_NL, false);
+    ll_push(s, w->answer, false);
+    ll_push(s, w->colon, false);
+    ll_push(s, w->letter[ans], true);
+    /* A question is 29 tokens for one supervised answer; weigh it like several labels. */
+    s->lab[s->n - 1] = LL_TOY_MCQ_WEIGHT;
+}
+
+void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
+    if (k > (LL_TOY_MAX_TOKENS - 4) / 4) k = (LL_TOY_MAX_TOKENS - 4) / 4;
+    ll_cat_items(w, r, k + 1, false, false, s);
+}
+
+void ll_toy_map(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
+    if (k > LL_TOY_N_ENTITIES - 1) k = LL_TOY_N_ENTITIES - 1;
+    if (k > (LL_TOY_MAX_TOKENS - 4) / 4) k = (LL_TOY_MAX_TOKENS - 4) / 4;
+    ll_map_items(w, r, k + 1, s);
+}
+
+void ll_toy_mcq(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
+    ll_begin(s, LL_TOY_MCQ);
+    ll_mcq_items(w, r, s);
+}
+
+void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {
+    if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
+    /* In twentieths: 5 categorization, 3 with repeated inputs, 3 with the rule's own
+     * labels, 2 mapping, 7 MCQ pairs. */
+    int u = ll_rng_int(r, 20), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
+    if (cap < 1) cap = 1;
+    if (u < 11 || max_len < 30) {
+        int n = 17 + ll_rng_int(r, 3);
+        ll_cat_items(w, r, n < cap ? n : cap, u >= 8 && u < 11, u >= 5 && u < 8, s);
+    } else if (u < 13) {
+        int n = 6 + ll_rng_int(r, 11);
+        ll_map_items(w, r, n < cap ? n : cap, s);
+    } else {
+        /* Questions packed while they fit: half real ones, a quarter of each easier form. */
+        static const int len[3] = {29, 13, 26};
+        ll_begin(s, LL_TOY_MCQ);
+        for (int first = 1;; first = 0) {
+            int v = ll_rng_int(r, 4), kind = v < 2 ? 0 : v - 1;
+            if (s->n + !first + len[kind] > max_len) break;
+            if (!first) ll_push(s, LL_NL, 0);
+            ll_mcq_items_kind(w, r, kind, s);
+        }
+    }
+}
+
+ll_status ll_toy_render(const ll_toy_world *w, const int32_t *ids, int from, int to, char **out) {
+    size_t cap = 1;
+    for (int i = from; i < to; i++) {
+        const char *t = ll_toy_token(w, ids[i]);
+        if (!t) return ll_err(LL_ERR_ARG, "toy render: token id %d is outside the vocabulary", ids[i]);
+        cap += strlen(t) + 1;
+    }
+    char *s = malloc(cap), *p = s;
+    if (!s) return ll_err(LL_ERR_NOMEM, "toy render: no memory");
+    bool after_nl = true;
+    for (int i = from; i < to; i++) {
+        if (ids[i] == LL_BOS) continue;
+        const char *t = w->tok[ids[i]];
+        bool tight = ids[i] == LL_NL || ids[i] == w->colon || ids[i] == w->dot || ids[i] == w->qmark;
+        if (!after_nl && !tight) *p++ = ' ';
+        size_t l = strlen(t);
+        memcpy(p, t, l);
+        p += l;
+        after_nl = ids[i] == LL_NL;
+    }
+    *p = 0;
+    *out = s;
+    return LL_OK;
+}
+
+ll_status ll_toy_tokenizer_json(const ll_toy_world *w, char **tokenizer, char **config) {
+    *tokenizer = *config = NULL;
+    cJSON *root = cJSON_CreateObject(), *added = cJSON_CreateArray(), *vocab = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "version", "1.0");
+    cJSON_AddNullToObject(root, "truncation");
+    cJSON_AddNullToObject(root, "padding");
+    for (int i = 0; i <= LL_NL; i++) {
+        /* "\n" is an added (not special) token: the Whitespace pre-tokenizer would drop it. */
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", i);
+        cJSON_AddStringToObject(a, "content", w->tok[i]);
+        cJSON_AddBoolToObject(a, "single_word", false);
+        cJSON_AddBoolToObject(a, "lstrip", false);
+        cJSON_AddBoolToObject(a, "rstrip", false);
+        cJSON_AddBoolToObject(a, "normalized", false);
+        cJSON_AddBoolToObject(a, "special", i != LL_NL);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON_AddItemToObject(root, "added_tokens", added);
+    cJSON_AddNullToObject(root, "normalizer");
+    cJSON *pre = cJSON_CreateObject();
+    cJSON_AddStringToObject(pre, "type", "Whitespace");
+    cJSON_AddItemToObject(root, "pre_tokenizer", pre);
+    cJSON *post = cJSON_Parse("{\"type\":\"TemplateProcessing\","
+                              "\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
+                              "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+                              "\"pair\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
+                              "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},"
+                              "{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":1}},"
+                              "{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],"
+                              "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[1],\"tokens\":[\"<s>\"]}}}");
+    cJSON_AddItemToObject(root, "post_processor", post);
+    cJSON_AddNullToObject(root, "decoder");
+    cJSON *model = cJSON_CreateObject();
+    cJSON_AddStringToObject(model, "type", "WordLevel");
+    for (int i = 0; i < w->n; i++) cJSON_AddNumberToObject(vocab, w->tok[i], i);
+    cJSON_AddItemToObject(model, "vocab", vocab);
+    cJSON_AddStringToObject(model, "unk_token", "<unk>");
+    cJSON_AddItemToObject(root, "model", model);
+    *tokenizer = cJSON_Print(root);
+    cJSON_Delete(root);
+    *config = ll_strdup("{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"bos_token\": \"<s>\",\n"
+                        "  \"eos_token\": \"</s>\",\n  \"unk_token\": \"<unk>\",\n  \"pad_token\": \"<pad>\",\n"
+                        "  \"model_max_length\": 128\n}\n");
+    if (!*tokenizer || !*config) {
+        free(*tokenizer), free(*config);
+        *tokenizer = *config = NULL;
+        return ll_err(LL_ERR_NOMEM, "toy tokenizer: no memory");
+    }
+    return LL_OK;
+}

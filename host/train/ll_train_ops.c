@@ -1,0 +1,221 @@
+/* CPU forward/backward operations of the trainer (see ll_train_ops.h). The matrix
+ * products go through OpenBLAS; everything else is plain loops, parallel only where
+ * each thread owns its outputs so that results do not depend on scheduling. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "ll_train_ops.h"
+
+void ll_top_matmul(float *y, const float *x, const float *W, int N, int in, int out) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+}
+
+void ll_top_matmul_bwd(float *dx, int acc_dx, float *dW, const float *dy, const float *x, const float *W, int N,
+                       int in, int out) {
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, acc_dx ? 1.0f : 0.0f,
+                    dx, in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+}
+
+void ll_top_embed(float *x, const float *E, const int32_t *tok, int N, int d) {
+    for (int n = 0; n < N; n++) memcpy(x + (size_t)n * d, E + (size_t)tok[n] * d, (size_t)d * sizeof(float));
+}
+
+void ll_top_embed_bwd(float *dE, const float *dx, const int32_t *tok, int N, int d) {
+    /* Serial: rows sharing a token add into the same embedding row. */
+    for (int n = 0; n < N; n++) {
+        float *e = dE + (size_t)tok[n] * d;
+        const float *g = dx + (size_t)n * d;
+        for (int i = 0; i < d; i++) e[i] += g[i];
+    }
+}
+
+void ll_top_rmsnorm(float *y, float *rstd, const float *x, const float *w, int N, int d, float eps) {
+#pragma omp parallel for schedule(static) if (N > 64)
+    for (int n = 0; n < N; n++) {
+        const float *r = x + (size_t)n * d;
+        float ss = 0;
+        for (int i = 0; i < d; i++) ss += r[i] * r[i];
+        float s = 1.0f / sqrtf(ss / (float)d + eps);
+        rstd[n] = s;
+        float *o = y + (size_t)n * d;
+        for (int i = 0; i < d; i++) o[i] = w[i] * (r[i] * s);
+    }
+}
+
+void ll_top_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
+                        int N, int d) {
+    /* With xh = x * s and s = (mean x^2 + eps)^-1/2: dx = s * (dy*w - xh * mean(dy*w*xh)). */
+#pragma omp parallel for schedule(static) if (N > 64)
+    for (int n = 0; n < N; n++) {
+        const float *r = x + (size_t)n * d, *g = dy + (size_t)n * d;
+        float s = rstd[n], dot = 0;
+        for (int i = 0; i < d; i++) dot += g[i] * w[i] * r[i] * s;
+        dot /= (float)d;
+        float *o = dx + (size_t)n * d;
+        for (int i = 0; i < d; i++) o[i] = s * (g[i] * w[i] - r[i] * s * dot);
+    }
+    for (int n = 0; n < N; n++) {
+        const float *r = x + (size_t)n * d, *g = dy + (size_t)n * d;
+        float s = rstd[n];
+        for (int i = 0; i < d; i++) dw[i] += g[i] * r[i] * s;
+    }
+}
+
+void ll_top_rope_table(float *tab, int T, int hd, float theta) {
+    int half = hd / 2;
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < half; i++) {
+            float inv = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+            float ang = (float)t * inv;
+            tab[(size_t)t * hd + i] = (float)cos((double)ang);
+            tab[(size_t)t * hd + half + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+void ll_top_rope(float *x, const float *tab, int B, int T, int n_heads, int hd, int inverse) {
+    int half = hd / 2;
+    float sg = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for schedule(static) if (B * T > 64)
+    for (int n = 0; n < B * T; n++) {
+        const float *cs = tab + (size_t)(n % T) * hd, *sn = cs + half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)n * n_heads + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half], s = sg * sn[i];
+                v[i] = a * cs[i] - b * s;
+                v[i + half] = b * cs[i] + a * s;
+            }
+        }
+    }
+}
+
+void ll_top_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
+                      int KV, int hd) {
+    int grp = H / KV, qw = H * hd, kw = KV * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            int kh = h / grp;
+            for (int t = 0; t < T; t++) {
+                const float *qr = q + ((size_t)b * T + t) * qw + (size_t)h * hd;
+                float *p = probs + (((size_t)b * H + h) * T + t) * T;
+                float mx = -INFINITY;
+                for (int j = 0; j <= t; j++) {
+                    const float *kr = k + ((size_t)b * T + j) * kw + (size_t)kh * hd;
+                    float s = 0;
+                    for (int i = 0; i < hd; i++) s += qr[i] * kr[i];
+                    p[j] = s * scale;
+                    if (p[j] > mx) mx = p[j];
+                }
+                float sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    p[j] = expf(p[j] - mx);
+                    sum += p[j];
+                }
+                float inv = 1.0f / sum;
+                float *o = out + ((size_t)b * T + t) * qw + (size_t)h * hd;
+                memset(o, 0, (size_t)hd * sizeof(float));
+                for (int j = 0; j <= t; j++) {
+                    p[j] *= inv;
+                    const float *vr = v + ((size_t)b * T + j) * kw + (size_t)kh * hd;
+                    for (int i = 0; i < hd; i++) o[i] += p[j] * vr[i];
+                }
+            }
+        }
+    }
+}
+
+void ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                          const float *k, const float *v, int B, int T, int H, int KV, int hd) {
+    int grp = H / KV, qw = H * hd, kw = KV * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    /* One task per (sequence, kv head): the query heads sharing a kv head add into the
+     * same dk/dv rows, so they run in order inside the task. */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int kh = 0; kh < KV; kh++) {
+            float ds[1024];
+            for (int t = 0; t < T; t++) {
+                memset(dk + ((size_t)b * T + t) * kw + (size_t)kh * hd, 0, (size_t)hd * sizeof(float));
+                memset(dv + ((size_t)b * T + t) * kw + (size_t)kh * hd, 0, (size_t)hd * sizeof(float));
+            }
+            for (int h = kh * grp; h < (kh + 1) * grp; h++) {
+                for (int t = 0; t < T; t++) {
+                    const float *p = probs + (((size_t)b * H + h) * T + t) * T;
+                    const float *go = dout + ((size_t)b * T + t) * qw + (size_t)h * hd;
+                    const float *qr = q + ((size_t)b * T + t) * qw + (size_t)h * hd;
+                    float dot = 0;
+                    for (int j = 0; j <= t; j++) {
+                        const float *vr = v + ((size_t)b * T + j) * kw + (size_t)kh * hd;
+                        float *dvr = dv + ((size_t)b * T + j) * kw + (size_t)kh * hd;
+                        float dp = 0;
+                        for (int i = 0; i < hd; i++) {
+                            dp += go[i] * vr[i];
+                            dvr[i] += p[j] * go[i];
+                        }
+                        ds[j] = dp;
+                        dot += p[j] * dp;
+                    }
+                    float *dqr = dq + ((size_t)b * T + t) * qw + (size_t)h * hd;
+                    memset(dqr, 0, (size_t)hd * sizeof(float));
+                    for (int j = 0; j <= t; j++) {
+                        float g = p[j] * (ds[j] - dot) * scale;
+                        const float *kr = k + ((size_t)b * T + j) * kw + (size_t)kh * hd;
+                        float *dkr = dk + ((size_t)b * T + j) * kw + (size_t)kh * hd;
+                        for (int i = 0; i < hd; i++) {
+                            dqr[i] += g * kr[i];
+                            dkr[i] += g * qr[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static inline float ll_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void ll_top_swiglu(float *h, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) h[i] = g[i] * ll_sigmoid(g[i]) * u[i];
+}
+
+void ll_top_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        /* Read dh first: callers may pass du == dh. d silu(g) / dg = s * (1 + g * (1 - s)). */
+        float s = ll_sigmoid(g[i]), gh = dh[i];
+        du[i] = gh * g[i] * s;
+        dg[i] = gh * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+}
+
+double ll_top_xent(float *dlogits, const float *logits, const int32_t *target, const float *w, int N, int V) {
+    double wsum = 0;
+    for (int n = 0; n < N; n++) wsum += w[n];
+    if (dlogits) memset(dlogits, 0, (size_t)N * V * sizeof(float));
+    if (wsum <= 0) return 0;
+    double loss = 0;
+    for (int n = 0; n < N; n++) {
+        if (w[n] == 0) continue;
+        const float *r = logits + (size_t)n * V;
+        float mx = r[0];
+        for (int i = 1; i < V; i++) mx = r[i] > mx ? r[i] : mx;
+        double sum = 0;
+        for (int i = 0; i < V; i++) sum += exp((double)(r[i] - mx));
+        double lse = log(sum) + mx;
+        loss += w[n] * (lse - r[target[n]]);
+        if (dlogits) {
+            float *d = dlogits + (size_t)n * V;
+            float c = (float)(w[n] / wsum);
+            for (int i = 0; i < V; i++) d[i] = c * (float)exp((double)r[i] - lse);
+            d[target[n]] -= c;
+        }
+    }
+    return loss / wsum;
+}

@@ -1,0 +1,50 @@
+/* Training the toy Llama on the synthetic task mixture: the optimizer state, the data
+ * stream's RNG and the step counter live together so that a checkpoint captures a run
+ * exactly and a resumed run gives the same bits as an uninterrupted one (same thread
+ * count: OpenBLAS splits its sums by thread). */
+#ifndef LL_TRAINER_H
+#define LL_TRAINER_H
+
+#include <stdint.h>
+
+#include "ll_toy_data.h"
+#include "ll_train_model.h"
+
+typedef struct {
+    ll_tm_cfg model; /* vocab is taken from the toy world */
+    int batch, seq_len;
+    int64_t steps, warmup;
+    float lr, min_lr, weight_decay, clip, beta1, beta2, eps;
+    uint64_t seed; /* initialisation and data stream */
+} ll_train_opts;
+
+typedef struct {
+    ll_train_opts o;
+    ll_toy_world *world;
+    ll_tmodel *m;
+    float *adam_m, *adam_v;
+    uint8_t *decay;
+    ll_rng data;
+    int64_t step; /* optimizer steps done */
+    int32_t *tok, *tgt;
+    float *w;
+    double loss, grad_norm; /* of the last step */
+    float lr;
+} ll_trainer;
+
+/* The toy model's defaults (the sizes data/models/toy-llama was trained with). */
+void ll_train_opts_default(ll_train_opts *o);
+ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o);
+void ll_trainer_free(ll_trainer *t);
+/* One optimizer step on a fresh batch. */
+ll_status ll_trainer_step(ll_trainer *t);
+/* Checkpoint: options, step, data RNG, parameters and AdamW moments, written to a
+ * temporary file then renamed, so a crash never leaves a half-written checkpoint. */
+ll_status ll_trainer_save(const ll_trainer *t, const char *path);
+ll_status ll_trainer_resume(ll_trainer **out, const char *path);
+/* A Hugging Face directory: config.json (LlamaForCausalLM), generation_config.json,
+ * model.safetensors (F32, transformers' tensor names), tokenizer.json and
+ * tokenizer_config.json. The directory is created when missing. */
+ll_status ll_trainer_export(const ll_trainer *t, const char *dir);
+
+#endif

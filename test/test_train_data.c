@@ -1,0 +1,136 @@
+/* The toy task generator: reproducible from a seed, every label follows its episode's
+ * rule or table, and the toy tokenizer reads rendered text back as the same ids. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/ll_tokenizer.h"
+#include "train/ll_toy_data.h"
+
+static ll_toy_world *w;
+static void setup(void) { cr_assert_eq(ll_toy_world_new(&w), LL_OK, "%s", ll_last_error()); }
+static void teardown(void) { ll_toy_world_free(w); }
+TestSuite(train_data, .init = setup, .fini = teardown);
+
+Test(train_data, same_seed_same_stream_other_seed_other_stream) {
+    ll_rng a = {42}, b = {42}, c = {43};
+    int differ = 0;
+    for (int i = 0; i < 50; i++) {
+        ll_toy_seq x, y, z;
+        ll_toy_sample(w, &a, 80, &x);
+        ll_toy_sample(w, &b, 80, &y);
+        ll_toy_sample(w, &c, 80, &z);
+        cr_assert(x.n == y.n && !memcmp(x.ids, y.ids, sizeof x.ids) && !memcmp(x.lab, y.lab, sizeof x.lab));
+        differ += x.n != z.n || memcmp(x.ids, z.ids, (size_t)x.n * sizeof(int32_t));
+    }
+    cr_assert(differ > 40, "another seed gives other sequences (%d of 50 differ)", differ);
+    /* The world itself does not depend on anything. */
+    ll_toy_world *w2;
+    cr_assert_eq(ll_toy_world_new(&w2), LL_OK);
+    cr_assert_eq(ll_toy_vocab_size(w2), ll_toy_vocab_size(w));
+    for (int i = 0; i < ll_toy_vocab_size(w); i++) cr_assert_str_eq(ll_toy_token(w, i), ll_toy_token(w2, i));
+    ll_toy_world_free(w2);
+}
+
+Test(train_data, categorization_labels_follow_the_rule) {
+    ll_rng r = {7};
+    int rules[LL_TOY_N_RULES] = {0}, cls[2] = {0};
+    for (int e = 0; e < 300; e++) {
+        ll_toy_seq s;
+        ll_toy_cat(w, &r, 16, &s);
+        cr_assert_eq(s.n, 1 + 17 * 4 - 1);
+        cr_assert_neq(s.labels[0], s.labels[1]);
+        rules[s.rule]++;
+        int n_lab = 0;
+        for (int i = 1; i < s.n; i++) {
+            if (!s.lab[i]) continue;
+            n_lab++;
+            cr_assert_str_eq(ll_toy_token(w, s.ids[i - 1]), "->");
+            int c = ll_toy_rule_class(w, s.rule, s.ids[i - 2]);
+            cr_assert(c == 0 || c == 1, "input %s is in the domain of rule %s", ll_toy_token(w, s.ids[i - 2]),
+                      ll_toy_rule_name(s.rule));
+            cls[c]++;
+            cr_assert_eq(s.ids[i], s.labels[c], "episode %d item %d: label %s, rule %s says %s", e, n_lab,
+                         ll_toy_token(w, s.ids[i]), ll_toy_rule_name(s.rule), ll_toy_token(w, s.labels[c]));
+        }
+        cr_assert_eq(n_lab, 17);
+        cr_assert(s.lab[s.n - 1], "the query's label is the last token");
+    }
+    for (int i = 0; i < LL_TOY_N_RULES; i++) cr_assert(rules[i] > 20, "rule %d drawn %d times", i, rules[i]);
+    cr_assert(cls[0] > 2000 && cls[1] > 2000, "classes are balanced: %d / %d", cls[0], cls[1]);
+    /* Spot-check the rules themselves. */
+    int32_t even = ll_toy_id(w, "42"), odd = ll_toy_id(w, "7");
+    cr_assert_eq(ll_toy_rule_class(w, 3, even), 1);
+    cr_assert_eq(ll_toy_rule_class(w, 3, odd), 0);
+    cr_assert_eq(ll_toy_rule_class(w, 4, ll_toy_id(w, "50")), 1);
+    cr_assert_eq(ll_toy_rule_class(w, 4, ll_toy_id(w, "49")), 0);
+    cr_assert_eq(ll_toy_rule_class(w, 0, even), -1, "word rules do not apply to numbers");
+}
+
+Test(train_data, mappings_and_questions_follow_the_tables) {
+    ll_rng r = {9};
+    for (int e = 0; e < 200; e++) {
+        ll_toy_seq s;
+        ll_toy_map(w, &r, 8, &s);
+        cr_assert_eq(s.n, 36);
+        for (int i = 3; i < s.n; i += 4) {
+            cr_assert(s.lab[i]);
+            cr_assert_eq(s.ids[i], ll_toy_fact(w, s.rule, s.ids[i - 2]), "entity %s table %s",
+                         ll_toy_token(w, s.ids[i - 2]), ll_toy_table_name(s.rule));
+            for (int j = 1; j < i - 2; j += 4) cr_assert_neq(s.ids[j], s.ids[i - 2], "entities repeat");
+        }
+        ll_toy_mcq(w, &r, &s);
+        cr_assert_eq(s.n, 30);
+        int32_t ent = s.ids[8], ans = s.ids[s.n - 1], truth = ll_toy_fact(w, s.rule, ent);
+        cr_assert(truth >= 0, "%s is an entity", ll_toy_token(w, ent));
+        int hits = 0;
+        for (int o = 0; o < 4; o++) {
+            int32_t letter = s.ids[11 + 4 * o], val = s.ids[13 + 4 * o];
+            cr_assert_eq(letter, ll_toy_letter(w, o));
+            hits += val == truth;
+            if (val == truth) cr_assert_eq(ans, letter, "the answer letter points at the true value");
+            for (int p = 0; p < o; p++) cr_assert_neq(val, s.ids[13 + 4 * p], "options are distinct");
+        }
+        cr_assert_eq(hits, 1);
+    }
+}
+
+Test(train_data, tokenizer_reads_rendered_text_back) {
+    char *tj, *tc;
+    cr_assert_eq(ll_toy_tokenizer_json(w, &tj, &tc), LL_OK);
+    ll_tokenizer *t;
+    cr_assert_eq(ll_tokenizer_parse_hf(&t, tj, strlen(tj), tc, strlen(tc), "toy"), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_tokenizer_n_vocab(t), ll_toy_vocab_size(w));
+    ll_rng r = {11};
+    for (int e = 0; e < 150; e++) {
+        ll_toy_seq s;
+        if (e % 3 == 0) ll_toy_sample(w, &r, 80, &s);
+        else if (e % 3 == 1) ll_toy_mcq(w, &r, &s);
+        else ll_toy_cat(w, &r, e % 17, &s);
+        cr_assert(s.n <= 80);
+        char *text;
+        cr_assert_eq(ll_toy_render(w, s.ids, 0, s.n, &text), LL_OK);
+        ll_encoding enc = {0};
+        cr_assert_eq(ll_tokenizer_encode(t, text, strlen(text), LL_TOK_DEFAULT, &enc), LL_OK);
+        cr_assert_eq(enc.n, (size_t)s.n, "\"%s\": %zu tokens, generated %d", text, enc.n, s.n);
+        cr_assert(!memcmp(enc.ids, s.ids, enc.n * sizeof(int32_t)), "\"%s\" reads back as other ids", text);
+        ll_encoding_free(&enc);
+        free(text);
+    }
+    /* The prompt formats the later suites rely on. */
+    ll_toy_seq s;
+    ll_toy_cat(w, &r, 1, &s);
+    char *text;
+    cr_assert_eq(ll_toy_render(w, s.ids, 0, s.n - 1, &text), LL_OK);
+    cr_assert(strstr(text, " -> ") && strchr(text, '\n') && !strcmp(text + strlen(text) - 3, " ->"), "%s", text);
+    free(text);
+    ll_toy_mcq(w, &r, &s);
+    cr_assert_eq(ll_toy_render(w, s.ids, 0, s.n - 1, &text), LL_OK);
+    cr_assert(!strncmp(text, "Question: what is the ", 22) && strstr(text, "?\nA. ") && strstr(text, "\nD. ") &&
+                  !strcmp(text + strlen(text) - 8, "\nAnswer:"),
+              "%s", text);
+    free(text);
+    free(tj);
+    free(tc);
+    ll_tokenizer_free(t);
+}
