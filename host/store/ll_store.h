@@ -99,8 +99,6 @@ ll_status ll_store_resume(ll_store_writer **out, const char *path, const ll_stor
 ll_status ll_store_batch_get(ll_store_writer *w, ll_store_batch **b, int n_seq, int64_t n_tokens,
                              int64_t n_rows, size_t id_bytes, size_t meta_bytes);
 ll_status ll_store_batch_submit(ll_store_writer *w, ll_store_batch *b);
-/* Bytes of activations and rows handed to the writer so far (for progress displays). */
-double ll_store_bytes_written(ll_store_writer *w);
 /* Finish: drain the queue and commit. complete = true also turns ids and metadata into
  * string datasets, sets complete = true and the end time; false leaves a resumable file
  * that says complete = false and why (`reason`). Frees w in every case; returns the

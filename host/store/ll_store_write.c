@@ -38,7 +38,6 @@ struct ll_store_writer {
     bool stop;
     ll_status err; /* first error on the writer thread */
     char errmsg[1024];
-    double bytes;
 };
 
 static ll_status now_iso(char *buf, size_t n) {
@@ -139,15 +138,11 @@ static void *writer_main(void *arg) {
             st = write_batch(w, b);
             if (!st && ll_now() - w->last_commit >= w->spec.commit_seconds) st = commit(w);
         }
-        double add = 0;
-        for (int p = 0; p < w->spec.n_points; p++)
-            add += (double)b->n_rows * w->spec.points[p].n_layers * w->spec.points[p].width * (double)w->el_size;
         pthread_mutex_lock(&w->mu);
         if (st && !w->err) {
             w->err = st;
             snprintf(w->errmsg, sizeof w->errmsg, "%s", ll_last_error());
         }
-        if (!st) w->bytes += add;
         w->state[i] = BUF_FREE;
         w->n_written++;
         pthread_cond_broadcast(&w->cv);
@@ -370,8 +365,7 @@ ll_status ll_store_resume(ll_store_writer **out, const char *path, const ll_stor
 
 /* ---- the ring of batch buffers (caller's thread) ---- */
 
-static int grow(void **p, size_t need, size_t el, int64_t *cap_field_unused) {
-    (void)cap_field_unused;
+static int grow(void **p, size_t need, size_t el) {
     void *q = realloc(*p, need ? need * el : el);
     if (!q) return -1;
     *p = q;
@@ -397,29 +391,29 @@ ll_status ll_store_batch_get(ll_store_writer *w, ll_store_batch **out, int n_seq
     ll_store_batch *b = &w->bufs[i];
     int fail = 0;
     if (n_seq > b->cap_seq) {
-        fail |= grow((void **)&b->seq_index, (size_t)n_seq, 8, NULL) | grow((void **)&b->seq_len, (size_t)n_seq, 8, NULL) |
-                grow((void **)&b->seq_rows, (size_t)n_seq, 8, NULL) | grow((void **)&b->id_len, (size_t)n_seq, 8, NULL) |
-                grow((void **)&b->meta_len, (size_t)n_seq, 8, NULL);
+        fail |= grow((void **)&b->seq_index, (size_t)n_seq, 8) | grow((void **)&b->seq_len, (size_t)n_seq, 8) |
+                grow((void **)&b->seq_rows, (size_t)n_seq, 8) | grow((void **)&b->id_len, (size_t)n_seq, 8) |
+                grow((void **)&b->meta_len, (size_t)n_seq, 8);
         if (!fail) b->cap_seq = n_seq;
     }
     if (n_tokens > b->cap_tokens) {
-        fail |= grow((void **)&b->tokens, (size_t)n_tokens, 4, NULL) | grow((void **)&b->positions, (size_t)n_tokens, 4, NULL);
+        fail |= grow((void **)&b->tokens, (size_t)n_tokens, 4) | grow((void **)&b->positions, (size_t)n_tokens, 4);
         if (!fail) b->cap_tokens = n_tokens;
     }
     if (n_rows > b->cap_rows) {
-        fail |= grow((void **)&b->row_pos, (size_t)n_rows, 4, NULL);
+        fail |= grow((void **)&b->row_pos, (size_t)n_rows, 4);
         for (int p = 0; p < w->spec.n_points; p++)
             fail |= grow(&b->acts[p],
                          (size_t)n_rows * (size_t)w->spec.points[p].n_layers * (size_t)w->spec.points[p].width,
-                         w->el_size, NULL);
+                         w->el_size);
         if (!fail) b->cap_rows = n_rows;
     }
     if (id_bytes > b->cap_ids || !b->ids) {
-        fail |= grow((void **)&b->ids, id_bytes, 1, NULL);
+        fail |= grow((void **)&b->ids, id_bytes, 1);
         if (!fail) b->cap_ids = id_bytes;
     }
     if (meta_bytes > b->cap_meta || !b->meta) {
-        fail |= grow((void **)&b->meta, meta_bytes, 1, NULL);
+        fail |= grow((void **)&b->meta, meta_bytes, 1);
         if (!fail) b->cap_meta = meta_bytes;
     }
     if (fail) {
@@ -452,13 +446,6 @@ ll_status ll_store_batch_submit(ll_store_writer *w, ll_store_batch *b) {
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return LL_OK;
-}
-
-double ll_store_bytes_written(ll_store_writer *w) {
-    pthread_mutex_lock(&w->mu);
-    double b = w->bytes;
-    pthread_mutex_unlock(&w->mu);
-    return b;
 }
 
 /* ---- the end ---- */
