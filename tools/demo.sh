@@ -10,7 +10,7 @@ tokens=${TOKENS:-}
 if [ -z "$model" ]; then
   for cand in "$shared/assets/stories260K/stories260K.bin" \
               "$shared/assets/stories260K/tinyllamas-stories-260k-f32.gguf" \
-              "$shared/assets/tiny-gpt2" test/fixtures/llama_gqa; do
+              data/models/toy-llama "$shared/assets/tiny-gpt2" test/fixtures/llama_gqa; do
     if [ -e "$cand" ]; then model=$cand; break; fi
   done
 fi
