@@ -167,28 +167,58 @@ static void ll_begin(ll_toy_seq *s, ll_toy_task task) {
     ll_push(s, LL_BOS, false);
 }
 
+/* The training mixture in twentieths (see ll_toy_sample) and the most distinct inputs per
+ * class of a "few" episode; LL_TOY_MIX="cat,few,named,map[,fewmax]" overrides them. */
+static int ll_mix[5] = {5, 3, 3, 2, 4};
+static void ll_mix_init(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    const char *e = getenv("LL_TOY_MIX");
+    int v[5];
+    int k = e ? sscanf(e, "%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4]) : 0;
+    for (int i = 0; i < k && i < 5; i++) ll_mix[i] = v[i];
+    if (ll_mix[4] < 1) ll_mix[4] = 1;
+    if (ll_mix[4] > 4) ll_mix[4] = 4;
+    if (e) fprintf(stderr, "toy mix: cat %d few %d named %d map %d (twentieths), few inputs 1..%d per class\n",
+                   ll_mix[0], ll_mix[1], ll_mix[2], ll_mix[3], ll_mix[4]);
+}
+
 /* n_items items "x -> label" separated by newlines; the last is the query. */
 /* named: the rule's own label pair instead of pool words. few: inputs drawn from 4 per
- * class, so inputs repeat and copying the label of an identical input pays (what
- * induction heads learn first; matching on the rule's property generalizes it). */
+ * class (or 1..fewmax, LL_TOY_MIX), so inputs repeat and copying the label of an
+ * identical input pays (what induction heads learn first; matching on the rule's
+ * property generalizes it). */
 static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, ll_toy_seq *s) {
     ll_begin(s, LL_TOY_CAT);
     s->rule = ll_rng_int(r, LL_TOY_N_RULES);
-    int a = ll_rng_int(r, LL_TOY_N_LABELS), b = ll_rng_int(r, LL_TOY_N_LABELS - 1);
+    /* LL_TOY_NLABELS=k (diagnostics): draw the pool labels from the first k words only. */
+    static int npool = -1;
+    if (npool < 0) {
+        const char *e = getenv("LL_TOY_NLABELS");
+        npool = e ? atoi(e) : LL_TOY_N_LABELS;
+        if (npool < 2 || npool > LL_TOY_N_LABELS) npool = LL_TOY_N_LABELS;
+    }
+    int a = ll_rng_int(r, npool), b = ll_rng_int(r, npool - 1);
     if (b >= a) b++;
     s->labels[0] = w->label[a], s->labels[1] = w->label[b];
     if (named) s->labels[0] = w->rule_word[s->rule][1], s->labels[1] = w->rule_word[s->rule][0];
     int32_t pick[2][4];
+    /* fixed 4 (mix default) or 1..fewmax distinct inputs per class */
+    int nd = few && ll_mix[4] != 4 ? 1 + ll_rng_int(r, ll_mix[4]) : 4;
     for (int c = 0; c < 2; c++)
         for (int j = 0; j < 4; j++) pick[c][j] = w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
+    /* LL_TOY_NOARROW=1 (diagnostics): "x label" items without the arrow. */
+    static int noarrow = -1;
+    if (noarrow < 0) noarrow = getenv("LL_TOY_NOARROW") != NULL;
     for (int i = 0; i < n_items; i++) {
         /* Classes drawn evenly, then an input of that class: every rule is balanced
          * whatever the base rate of its feature. */
         int c = ll_rng_int(r, 2);
-        int32_t x = few ? pick[c][ll_rng_int(r, 4)] : w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
+        int32_t x = few ? pick[c][ll_rng_int(r, nd)] : w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
         if (i) ll_push(s, LL_NL, false);
         ll_push(s, x, false);
-        ll_push(s, w->arrow, false);
+        if (!noarrow) ll_push(s, w->arrow, false);
         ll_push(s, s->labels[c], true);
     }
 }
@@ -263,7 +293,11 @@ static void ll_mcq_items_kind(const ll_toy_world *w, ll_rng *r, int kind, ll_toy
 
 void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
     if (k > (LL_TOY_MAX_TOKENS - 4) / 4) k = (LL_TOY_MAX_TOKENS - 4) / 4;
-    ll_cat_items(w, r, k + 1, false, false, s);
+    /* Diagnostics: LL_TOY_EVAL_CAT=few (repeated inputs, as the mixture's few episodes) or
+     * named (the rules' own label words) evaluates those variants instead. */
+    const char *e = getenv("LL_TOY_EVAL_CAT");
+    ll_mix_init();
+    ll_cat_items(w, r, k + 1, e && !strcmp(e, "named"), e && !strcmp(e, "few"), s);
 }
 
 void ll_toy_map(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
@@ -281,12 +315,14 @@ void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s)
     if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
     /* In twentieths: 5 categorization, 3 with repeated inputs, 3 with the rule's own
      * labels, 2 mapping, 7 MCQ pairs. */
+    ll_mix_init();
     int u = ll_rng_int(r, 20), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
+    int e1 = ll_mix[0], e2 = e1 + ll_mix[1], e3 = e2 + ll_mix[2], e4 = e3 + ll_mix[3];
     if (cap < 1) cap = 1;
-    if (u < 11 || max_len < 30) {
+    if (u < e3 || max_len < 30) {
         int n = 17 + ll_rng_int(r, 3);
-        ll_cat_items(w, r, n < cap ? n : cap, u >= 8 && u < 11, u >= 5 && u < 8, s);
-    } else if (u < 13) {
+        ll_cat_items(w, r, n < cap ? n : cap, u >= e2 && u < e3, u >= e1 && u < e2, s);
+    } else if (u < e4) {
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
     } else {

@@ -84,6 +84,8 @@ ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o) {
     }
     ll_tmodel_init(t->m, o->seed);
     t->data.s = o->seed * 0x2545F4914F6CDD1Dull + 0x64617461ull;
+    const char *al = getenv("LL_TOY_ALL_LOSS");
+    t->all_loss = al ? (float)atof(al) : 0.0f;
     *out = t;
     return LL_OK;
 }
@@ -98,6 +100,8 @@ static void ll_trainer_batch(ll_trainer *t) {
             t->tok[r] = i < s.n ? s.ids[i] : ll_toy_pad();
             t->tgt[r] = i + 1 < s.n ? s.ids[i + 1] : ll_toy_pad();
             t->w[r] = i + 1 < s.n ? (float)s.lab[i + 1] : 0.0f;
+            /* LL_TOY_ALL_LOSS=x (diagnostics): weight x on every other next token too. */
+            if (i + 1 < s.n && !s.lab[i + 1]) t->w[r] = t->all_loss;
         }
     }
 }

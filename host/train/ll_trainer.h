@@ -28,6 +28,7 @@ typedef struct {
     int64_t step; /* optimizer steps done */
     int32_t *tok, *tgt;
     float *w;
+    float all_loss; /* loss weight of non-label tokens (LL_TOY_ALL_LOSS; 0: labels only) */
     double loss, grad_norm; /* of the last step */
     float lr;
 } ll_trainer;
