@@ -208,9 +208,14 @@ static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool nam
     int nd = few && ll_mix[4] != 4 ? 1 + ll_rng_int(r, ll_mix[4]) : 4;
     for (int c = 0; c < 2; c++)
         for (int j = 0; j < 4; j++) pick[c][j] = w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
-    /* LL_TOY_NOARROW=1 (diagnostics): "x label" items without the arrow. */
-    static int noarrow = -1;
-    if (noarrow < 0) noarrow = getenv("LL_TOY_NOARROW") != NULL;
+    /* LL_TOY_NOARROW=p (diagnostics): with probability p (1 when given without a value)
+     * an episode's items are "x label", without the arrow. */
+    static double noarrow_p = -1;
+    if (noarrow_p < 0) {
+        const char *e = getenv("LL_TOY_NOARROW");
+        noarrow_p = !e ? 0 : *e && atof(e) > 0 && atof(e) < 1 ? atof(e) : 1;
+    }
+    bool noarrow = noarrow_p >= 1 || (noarrow_p > 0 && ll_rng_int(r, 1000) < (int)(noarrow_p * 1000));
     for (int i = 0; i < n_items; i++) {
         /* Classes drawn evenly, then an input of that class: every rule is balanced
          * whatever the base rate of its feature. */
