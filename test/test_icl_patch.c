@@ -86,8 +86,8 @@ static void ll_sweep_matches(ll_model *m, const ll_ref *r, ll_icl_sweep_opts o, 
         /* the patch mattered: logits moved away from the clean run */
         cr_assert_gt(ll_test_rel_err(lg + (size_t)i * V, r->clean_logits, (size_t)V), 1e-4, "%s: variant %d", mode, i);
     }
-    cr_log_info("icl sweep %s: %d variants, %lld forwards, %lld token rows", mode, r->nv, (long long)st.forwards,
-                (long long)st.rows);
+    cr_log_info("icl sweep %s: %d variants, %lld forwards, %lld token rows, %lld token-block rows", mode, r->nv,
+                (long long)st.forwards, (long long)st.rows, (long long)st.layer_rows);
     if (!o.naive && !o.no_prefix_cache) cr_assert_lt(st.rows, (int64_t)r->nv * r->n, "%s: the prefix was not shared", mode);
     free(v);
     free(lg);
@@ -99,8 +99,10 @@ Test(icl_patch, sweep_matches_torch_hooks) {
     ll_ref_load(&r);
     ll_model *m;
     cr_assert_eq(ll_model_load(&m, LL_MODEL, NULL), LL_OK, "%s", ll_last_error());
-    ll_sweep_matches(m, &r, (ll_icl_sweep_opts){0}, "batched+prefix cache");
-    ll_sweep_matches(m, &r, (ll_icl_sweep_opts){.max_batch = 2}, "batched by 2+prefix cache");
+    ll_sweep_matches(m, &r, (ll_icl_sweep_opts){0}, "resume (default)");
+    ll_sweep_matches(m, &r, (ll_icl_sweep_opts){.max_batch = 2}, "resume, batches of 2");
+    ll_sweep_matches(m, &r, (ll_icl_sweep_opts){.no_resume = true}, "batched+prefix cache");
+    ll_sweep_matches(m, &r, (ll_icl_sweep_opts){.no_resume = true, .max_batch = 2}, "batched by 2+prefix cache");
     ll_sweep_matches(m, &r, (ll_icl_sweep_opts){.no_prefix_cache = true}, "batched, no cache");
     ll_sweep_matches(m, &r, (ll_icl_sweep_opts){.naive = true}, "naive loop");
     ll_model_free(m);
@@ -148,8 +150,8 @@ Test(icl_patch, clean_into_clean_leaves_logits) {
     for (int mi = 0; mi < 2; mi++) {
         ll_model *m;
         cr_assert_eq(ll_model_load(&m, models[mi], NULL), LL_OK, "%s", ll_last_error());
-        ll_icl_sweep_opts modes[3] = {{0}, {.no_prefix_cache = true}, {.naive = true}};
-        for (int k = 0; k < 3; k++) {
+        ll_icl_sweep_opts modes[4] = {{0}, {.no_resume = true}, {.no_prefix_cache = true}, {.naive = true}};
+        for (int k = 0; k < 4; k++) {
             double md = 1;
             cr_assert_eq(ll_icl_self_check(m, ids, 11, pos, 3, &modes[k], &md), LL_OK, "%s", ll_last_error());
             cr_log_info("icl self-check %s mode %d: max relative logit change %.3g", models[mi], k, md);

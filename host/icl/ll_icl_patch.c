@@ -97,6 +97,7 @@ static ll_status ll_sweep_chunk(ll_model *m, const int32_t *ids, int n, int p0, 
     if (stats) {
         stats->forwards++;
         stats->rows += off[c];
+        stats->layer_rows += off[c] * ll_nlayers(m);
     }
     for (int i = 0; rep && i < c; i++) ll_report(h, i, snorm[i], &rep[i]);
 done:
@@ -107,6 +108,179 @@ done:
     free(tok);
     free(slot);
     free(rows);
+    return st;
+}
+
+/* ---- records sink (also used by the resume sweep) ---- */
+typedef struct {
+    float *out;
+    const int64_t *map; /* batch row -> output row */
+    int64_t R;
+    int d;
+} ll_rec_sink;
+
+static ll_status ll_rec_fn(void *user, const ll_hook_rows *r) {
+    ll_rec_sink *s = user;
+    for (int i = 0; i < r->n_rows; i++)
+        memcpy(s->out + ((size_t)r->layer * (size_t)s->R + (size_t)s->map[r->rows[i]]) * (size_t)s->d,
+               r->data + (size_t)i * (size_t)r->width, (size_t)s->d * sizeof(float));
+    return LL_OK;
+}
+
+
+/* ---- resume: blocks l.. over rows p.. only ---------------------------------------- */
+
+typedef struct {
+    const ll_icl_variant *v;
+    int idx; /* index into the caller's arrays */
+    int p;   /* first patched position */
+} ll_rv;
+
+static int ll_rv_cmp(const void *a, const void *b) {
+    const ll_rv *x = a, *y = b;
+    if (x->v->layer != y->v->layer) return x->v->layer - y->v->layer;
+    return x->idx - y->idx;
+}
+
+/* One batch of c variants, all at layer l. base: residual entering every block for rows
+ * pmin..n-1 ([L][n - pmin][d]); slot 0 of the cache holds the unpatched prompt. */
+static ll_status ll_resume_chunk(ll_model *m, int n, int pmin, const float *base, const ll_rv *rv, int c,
+                                 ll_hook_point pt, ll_kv_cache *cache, ll_hooks *h, float *lg_tmp, float *logits,
+                                 ll_icl_patch_report *rep, ll_icl_sweep_stats *stats) {
+    int d = m->cfg.d_model, V = m->cfg.vocab_size, L = ll_nlayers(m), l = rv[0].v->layer;
+    int64_t *off = malloc((size_t)(c + 1) * sizeof *off);
+    int *slot = malloc((size_t)c * sizeof *slot);
+    double *snorm = malloc((size_t)c * sizeof *snorm);
+    int max_pos = 0;
+    off[0] = 0;
+    for (int i = 0; off && i < c; i++) {
+        off[i + 1] = off[i] + (n - rv[i].p);
+        max_pos = rv[i].v->n_pos > max_pos ? rv[i].v->n_pos : max_pos;
+    }
+    int64_t T = off ? off[c] : 0;
+    float *x = malloc((size_t)(T ? T : 1) * (size_t)d * sizeof *x);
+    int64_t *rows = malloc((size_t)max_pos * sizeof *rows);
+    float *srcb = malloc((size_t)max_pos * (size_t)d * sizeof *srcb);
+    ll_status st = LL_OK;
+    if (!off || !slot || !snorm || !x || !rows || !srcb) {
+        st = ll_err(LL_ERR_NOMEM, "patch sweep: no memory for a batch of %d variants", c);
+        goto done;
+    }
+    ll_hooks_clear(h);
+    for (int i = 0; i < c; i++) {
+        const ll_icl_variant *v = rv[i].v;
+        int p = rv[i].p;
+        slot[i] = i + 1;
+        ll_kv_cache_copy_slot(cache, i + 1, 0, p);
+        memcpy(x + (size_t)off[i] * d, base + ((size_t)l * (n - pmin) + (size_t)(p - pmin)) * d,
+               (size_t)(n - p) * d * sizeof *x);
+        int nr = 0;
+        for (int j = 0; j < v->n_pos; j++) {
+            int64_t row = off[i] + (v->pos[j] - p);
+            int at = -1;
+            for (int q = 0; q < nr && at < 0; q++)
+                if (rows[q] == row) at = q;
+            const float *sv = v->src + (size_t)j * d;
+            if (at < 0) {
+                rows[nr] = row;
+                memcpy(srcb + (size_t)nr * d, sv, (size_t)d * sizeof *srcb);
+                nr++;
+            } else if (v->op == LL_PATCH_ADD) {
+                for (int e = 0; e < d; e++) srcb[(size_t)at * d + e] += sv[e];
+            } else {
+                memcpy(srcb + (size_t)at * d, sv, (size_t)d * sizeof *srcb);
+            }
+        }
+        ll_patch pa = {.point = pt, .layer = l, .n_rows = nr, .rows = rows, .op = v->op, .src = srcb, .width = d,
+                       .head = -1};
+        if ((st = ll_hooks_add_patch(h, &pa))) goto done;
+        double sn = 0;
+        for (size_t e = 0; e < (size_t)nr * d; e++) sn += (double)srcb[e] * srcb[e];
+        snorm[i] = sqrt(sn);
+    }
+    ll_batch b = {.n_seq = c, .seq_off = off, .slot = slot};
+    ll_forward_opts fo = {.start_layer = l, .resid_in = x, .cache = cache, .hooks = h, .logits = LL_LOGITS_LAST,
+                          .logits_out = lg_tmp};
+    if ((st = ll_forward(m, &b, &fo))) goto done;
+    if (stats) {
+        stats->forwards++;
+        stats->rows += T;
+        stats->layer_rows += T * (L - l);
+    }
+    for (int i = 0; i < c; i++) {
+        memcpy(logits + (size_t)rv[i].idx * V, lg_tmp + (size_t)i * V, (size_t)V * sizeof *logits);
+        if (rep) ll_report(h, i, snorm[i], &rep[rv[i].idx]);
+    }
+done:
+    free(off);
+    free(slot);
+    free(snorm);
+    free(x);
+    free(rows);
+    free(srcb);
+    return st;
+}
+
+static ll_status ll_sweep_resume(ll_model *m, const int32_t *ids, int n, const ll_icl_variant *v, int n_var, int chunk,
+                                 ll_hook_point pt, float *logits, ll_icl_patch_report *rep, ll_icl_sweep_stats *stats) {
+    int L = ll_nlayers(m), d = m->cfg.d_model, V = m->cfg.vocab_size;
+    ll_rv *rv = malloc((size_t)n_var * sizeof *rv);
+    if (!rv) return ll_err(LL_ERR_NOMEM, "patch sweep: no memory");
+    int pmin = n - 1;
+    for (int i = 0; i < n_var; i++) {
+        int p = n - 1;
+        for (int j = 0; j < v[i].n_pos; j++) p = v[i].pos[j] < p ? v[i].pos[j] : p;
+        rv[i] = (ll_rv){&v[i], i, p};
+        pmin = p < pmin ? p : pmin;
+    }
+    qsort(rv, (size_t)n_var, sizeof *rv, ll_rv_cmp);
+    int nb = n - pmin;
+    float *base = malloc((size_t)L * nb * d * sizeof *base);
+    float *lg_tmp = malloc((size_t)chunk * V * sizeof *lg_tmp);
+    int64_t *brows = malloc((size_t)nb * sizeof *brows);
+    int64_t *map = calloc((size_t)n, sizeof *map);
+    ll_kv_cache *cache = NULL;
+    ll_hooks *h = NULL;
+    ll_status st = LL_OK;
+    if (!base || !lg_tmp || !brows || !map) {
+        st = ll_err(LL_ERR_NOMEM, "patch sweep: no memory for the base states (%d layers x %d rows)", L, nb);
+        goto done;
+    }
+    if ((st = ll_kv_cache_new(&cache, m, chunk + 1, n))) goto done;
+    if ((st = ll_hooks_new(&h, L))) goto done;
+    /* the unpatched run: slot 0 keeps its keys/values, the record keeps every block's input */
+    for (int j = 0; j < nb; j++) {
+        brows[j] = pmin + j;
+        map[pmin + j] = j;
+    }
+    ll_rec_sink sink = {base, map, nb, d};
+    ll_record r = {.point = LL_HOOK_RESID_PRE, .layer_lo = 0, .layer_hi = L - 1, .pos = LL_POS_LIST, .rows = brows,
+                   .n_rows = nb, .fn = ll_rec_fn, .user = &sink};
+    if ((st = ll_hooks_add_record(h, &r))) goto done;
+    int64_t off[2] = {0, n};
+    int slot0 = 0;
+    ll_batch b = {.n_seq = 1, .seq_off = off, .tokens = ids, .slot = &slot0};
+    ll_forward_opts fo = {.cache = cache, .hooks = h, .logits = LL_LOGITS_NONE};
+    if ((st = ll_forward(m, &b, &fo))) goto done;
+    if (stats) {
+        stats->forwards++;
+        stats->rows += n;
+        stats->layer_rows += (int64_t)n * L;
+    }
+    for (int i = 0; i < n_var && !st;) {
+        int c = 1;
+        while (i + c < n_var && c < chunk && rv[i + c].v->layer == rv[i].v->layer) c++;
+        st = ll_resume_chunk(m, n, pmin, base, rv + i, c, pt, cache, h, lg_tmp, logits, rep, stats);
+        i += c;
+    }
+done:
+    ll_hooks_free(h);
+    ll_kv_cache_free(cache);
+    free(rv);
+    free(base);
+    free(lg_tmp);
+    free(brows);
+    free(map);
     return st;
 }
 
@@ -128,6 +302,10 @@ ll_status ll_icl_sweep(ll_model *m, const int32_t *ids, int n, const ll_icl_vari
     }
     int chunk = opt.max_batch > 0 ? opt.max_batch : 64;
     if (chunk > n_var) chunk = n_var;
+    if (!opt.no_prefix_cache && !opt.no_resume) {
+        st = ll_sweep_resume(m, ids, n, v, n_var, chunk, pt, logits, rep, stats);
+        goto done;
+    }
     /* The shared prefix: everything before the earliest patched position. */
     int p0 = n - 1;
     for (int i = 0; i < n_var; i++)
@@ -143,6 +321,7 @@ ll_status ll_icl_sweep(ll_model *m, const int32_t *ids, int n, const ll_icl_vari
         if (stats) {
             stats->forwards++;
             stats->rows += p0;
+            stats->layer_rows += (int64_t)p0 * ll_nlayers(m);
         }
     }
     for (int i = 0; i < n_var && !st; i += chunk) {
@@ -157,21 +336,6 @@ done:
 }
 
 /* ---- records -------------------------------------------------------------------- */
-
-typedef struct {
-    float *out;
-    const int64_t *map; /* batch row -> output row */
-    int64_t R;
-    int d;
-} ll_rec_sink;
-
-static ll_status ll_rec_fn(void *user, const ll_hook_rows *r) {
-    ll_rec_sink *s = user;
-    for (int i = 0; i < r->n_rows; i++)
-        memcpy(s->out + ((size_t)r->layer * (size_t)s->R + (size_t)s->map[r->rows[i]]) * (size_t)s->d,
-               r->data + (size_t)i * (size_t)r->width, (size_t)s->d * sizeof(float));
-    return LL_OK;
-}
 
 /* Prompts [a, b) as one batch: records (when out) and last logits (when logits). */
 static ll_status ll_run_group(ll_model *m, int a, int b, const int32_t *const *ids, const int *n, const int *const *pos,

@@ -8,8 +8,14 @@
  *     (a patch only changes its row and the rows after it), so it is computed once into
  *     KV-cache slot 0 and copied to each variant's slot (ll_kv_cache_copy_slot); the batch
  *     then holds only the suffixes.
- * naive = true runs the plain loop (one full forward per variant) for reference and
- * benchmarks. Every variant reports the L2 change its patch made at the patch site
+ * The default goes further (resume): a patch at layer l and position p cannot change
+ * blocks before l, nor rows before p. The unpatched prompt is run once, keeping its KV
+ * cache and the residual entering every block; each variant then runs only blocks l..L-1
+ * over rows p..n-1 (ll_forward with start_layer = l and resid_in), its slot holding the
+ * cached keys/values of rows < p. Variants are grouped by layer, one batch per group.
+ * no_resume = true keeps the plain shared-prefix scheme; no_prefix_cache = true batches
+ * full prompts; naive = true runs the plain loop (one full forward per variant) for
+ * reference and benchmarks. Every variant reports the L2 change its patch made at the patch site
  * (ll_hooks_patch_stat) and whether it changed nothing. */
 #ifndef LL_ICL_PATCH_H
 #define LL_ICL_PATCH_H
@@ -33,6 +39,7 @@ typedef struct {
     int max_batch;       /* variants per forward pass (<= 0: 64) */
     bool naive;          /* one forward per variant, no batching, no prefix reuse */
     bool no_prefix_cache;/* batch variants but recompute the shared prefix in every row */
+    bool no_resume;      /* shared prefix only: every variant runs every block from the prefix on */
 } ll_icl_sweep_opts;
 
 typedef struct {
@@ -44,6 +51,7 @@ typedef struct {
 typedef struct {
     int64_t forwards;   /* forward calls */
     int64_t rows;       /* token rows run through the model (prefix once + suffixes) */
+    int64_t layer_rows; /* token rows x blocks run: the compute actually done */
 } ll_icl_sweep_stats;
 
 /* Run n_var variants of prompt ids[0..n); logits: [n_var][vocab] at the last position.
