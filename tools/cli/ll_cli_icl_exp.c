@@ -37,6 +37,7 @@ static const char usage_fmt[] =
     "  --label-pos first|last|separator   e3: the label position (default first)\n"
     "  --self-check      patch clean states into the clean prompt first and require unchanged logits\n"
     "  --naive           one forward per patched variant (no batching, no prefix reuse)\n"
+    "  --no-resume       every patched variant runs every block (shared prefix from the KV cache only)\n"
     "  --no-prefix-cache batch variants but recompute the shared prefix\n"
     "  --max-batch N     patched variants per forward (default 64)\n"
     "  --data-root DIR   where bundled data sets live (default ../shared/assets)\n"
@@ -51,7 +52,7 @@ typedef struct {
     const char *exp, *model, *task, *template_s, *k_s, *out, *bos, *dummy, *op, *point, *vec, *base, *local, *lpos;
     int n, n_src;
     long long seed;
-    bool full_vocab, self_check, naive, no_prefix, quiet;
+    bool full_vocab, self_check, naive, no_prefix, no_resume, quiet;
     int max_batch;
     ll_icl_task_opts topts;
 } ll_icl_args;
@@ -118,6 +119,7 @@ static int ll_parse(int argc, char **argv, ll_icl_args *a) {
         else if (!strcmp(o, "--self-check")) a->self_check = true;
         else if (!strcmp(o, "--naive")) a->naive = true;
         else if (!strcmp(o, "--no-prefix-cache")) a->no_prefix = true;
+        else if (!strcmp(o, "--no-resume")) a->no_resume = true;
         else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             printf(usage_fmt, a->exp);
             return -1;
@@ -217,7 +219,10 @@ static ll_status ll_common_attrs(ll_icl_out *o, const ll_run_info *ri) {
     LL_TRY(ll_icl_out_attr_i64(o, "n_label_tokens", e->n_cand));
     LL_TRY(ll_icl_out_attr_str(o, "dummy", ll_icl_dummy_name(e->dummy)));
     LL_TRY(ll_icl_out_attr_str(o, "point", ll_hook_name(e->sweep.point)));
-    LL_TRY(ll_icl_out_attr_str(o, "sweep", e->sweep.naive ? "naive" : e->sweep.no_prefix_cache ? "batched" : "batched+prefix-cache"));
+    LL_TRY(ll_icl_out_attr_str(o, "sweep", e->sweep.naive             ? "naive"
+                                        : e->sweep.no_prefix_cache ? "batched"
+                                        : e->sweep.no_resume       ? "batched+prefix-cache"
+                                                                   : "resume"));
     LL_TRY(ll_icl_out_attr_i64(o, "max_batch", e->sweep.max_batch > 0 ? e->sweep.max_batch : 64));
     LL_TRY(ll_icl_out_attr_f64(o, "self_check_max_rel_diff", e->self_check_diff));
     LL_TRY(ll_icl_out_attr_i64(o, "straddling_prompts", e->n_straddle_prompts));
@@ -255,7 +260,8 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
     e.seed = (uint64_t)a.seed;
     e.full_vocab = a.full_vocab;
     e.self_check = a.self_check;
-    e.sweep = (ll_icl_sweep_opts){.max_batch = a.max_batch, .naive = a.naive, .no_prefix_cache = a.no_prefix};
+    e.sweep = (ll_icl_sweep_opts){.max_batch = a.max_batch, .naive = a.naive, .no_prefix_cache = a.no_prefix,
+                                  .no_resume = a.no_resume};
     if (a.bos && (s = ll_icl_bos_parse(a.bos, &e.popts.bos))) goto fail;
     if (a.dummy && (s = ll_icl_dummy_parse(a.dummy, &e.dummy))) goto fail;
     ll_patch_op op = LL_PATCH_REPLACE;
