@@ -43,6 +43,8 @@ def main():
         ax.set_xlabel("layer patched")
         ax.set_title("E2: global task vector" if exp == "e2" else "E3: local task vectors (label positions)")
         ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     fig.tight_layout()
