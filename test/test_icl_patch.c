@@ -333,6 +333,16 @@ Test(icl_exp, toy_mapping_e1_e2_e3) {
     cr_assert_eq(r2.n_noop[0], 20, "layer-0 patches flagged as no-ops: %d of 20", r2.n_noop[0]);
     cr_assert_float_eq(r2.acc[0], r2.acc_base, 1e-12);
     for (int l = 1; l < r2.n_layers; l++) cr_assert_eq(r2.n_noop[l], 0);
+    /* dev prompts choose the layer without changing the test prompts */
+    ll_icl_layer_result r2d;
+    ll_icl_e2_opts o2d = o2;
+    o2d.n_dev = 8;
+    cr_assert_eq(ll_icl_e2(&e, &o2d, &r2d), LL_OK, "%s", ll_last_error());
+    cr_assert_arr_eq(r2d.acc, r2.acc, (size_t)r2.n_layers * sizeof(double));
+    cr_assert_eq(r2d.n_dev, 8);
+    for (int l = 0; l < r2d.n_layers; l++) cr_assert_leq(r2d.acc_dev[l], r2d.acc_dev[r2d.best_layer_dev]);
+    cr_assert_float_eq(r2d.acc_at_best_dev, r2.acc[r2d.best_layer_dev], 1e-12);
+    ll_icl_layer_result_free(&r2d);
     ll_icl_layer_result_free(&r2);
 
     ll_icl_layer_result r3;

@@ -79,6 +79,7 @@ typedef struct {
     ll_icl_vec_mode vec;
     ll_icl_base base;
     ll_patch_op op;  /* LL_PATCH_REPLACE (default) or LL_PATCH_ADD */
+    int n_dev;      /* dev prompts (another random stream) to choose the layer on; 0: none */
 } ll_icl_e2_opts;
 
 /* Per-layer results shared by E2 and E3. */
@@ -91,6 +92,11 @@ typedef struct {
     double acc_icl;   /* the clean few-shot prompt */
     int n;            /* test prompts scored */
     int best_layer;   /* argmax of acc */
+    /* with n_dev > 0: the layer is chosen on dev prompts, as Hendel et al. do */
+    int n_dev;
+    double *acc_dev;        /* [L] dev accuracy, NULL without dev prompts */
+    int best_layer_dev;     /* argmax of acc_dev */
+    double acc_at_best_dev; /* test accuracy at best_layer_dev */
 } ll_icl_layer_result;
 void ll_icl_layer_result_free(ll_icl_layer_result *r);
 
@@ -108,6 +114,7 @@ typedef struct {
     ll_icl_local_mode mode;
     ll_icl_label_pos label_pos;
     ll_patch_op op;
+    int n_dev;      /* as in E2 */
 } ll_icl_e3_opts;
 
 ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *o, ll_icl_layer_result *r);

@@ -34,6 +34,8 @@ def main():
     else:
         lay = [int(r["layer"]) for r in rows]
         ax.plot(lay, [float(r["accuracy"]) for r in rows], "o-", label="patched")
+        if rows[0].get("accuracy_dev"):
+            ax.plot(lay, [float(r["accuracy_dev"]) for r in rows], ".--", color="C1", label="patched, dev prompts")
         base = "zero-shot / dummy (unpatched)" if exp == "e2" else "dummy demos (unpatched)"
         ax.axhline(float(rows[0]["accuracy_base"]), color="gray", ls="--", label=base)
         ax.axhline(float(rows[0]["accuracy_icl"]), color="green", ls=":", label="clean few-shot")
