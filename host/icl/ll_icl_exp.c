@@ -141,6 +141,16 @@ static void ll_make_dummy(const ll_icl_exp *e, const ll_icl_prompt *p, uint64_t 
     ll_icl_dummy_ids(p, e->in_fill, e->lab_fill, e->pool, e->n_pool, rs, out);
 }
 
+ll_status ll_icl_exp_test_prompt(ll_icl_exp *e, int t, int k, int *demo_idx, int *q_idx, ll_icl_prompt *p) {
+    return ll_episode(e, ll_stream(e->seed, LL_S_TEST, (uint64_t)t), k, demo_idx, q_idx, p);
+}
+
+void ll_icl_exp_dummy(const ll_icl_exp *e, const ll_icl_prompt *p, int t, int32_t *out) {
+    ll_make_dummy(e, p, (uint64_t)t, out);
+}
+
+bool ll_icl_exp_correct(const ll_icl_exp *e, const float *logits, int32_t gold) { return ll_correct(e, logits, gold); }
+
 static void ll_tick(ll_icl_exp *e, int64_t done) {
     if (e->progress) ll_progress_update(e->progress, done, done, 0);
 }

@@ -55,6 +55,14 @@ typedef struct {
 ll_status ll_icl_exp_init(ll_icl_exp *e);
 void ll_icl_exp_free(ll_icl_exp *e);
 
+/* The prompts E2/E3 test on, for other experiments to share: test prompt t of the seed
+ * (k demonstrations + a query; demo_idx [k] and q_idx optional), and its dummy copy
+ * (out: [p->n]) as E2 (dummy base) / E3 build it. */
+ll_status ll_icl_exp_test_prompt(ll_icl_exp *e, int t, int k, int *demo_idx, int *q_idx, ll_icl_prompt *p);
+void ll_icl_exp_dummy(const ll_icl_exp *e, const ll_icl_prompt *p, int t, int32_t *out);
+/* Whether last-position logits predict gold under e's answer rule. */
+bool ll_icl_exp_correct(const ll_icl_exp *e, const float *logits, int32_t gold);
+
 /* ---- E1 ---- */
 typedef struct {
     int n_k;
