@@ -538,6 +538,8 @@ ll_status ll_icl_task_load(const char *spec, const ll_icl_task_opts *opts, ll_ic
     if (!strncmp(spec, "gen:", 4)) st = ll_icl_task_generate(spec + 4, &o, out);
     else if (!strncmp(spec, "toy:", 4)) st = ll_icl_task_toy(spec + 4, out);
     else if (ll_is_file(spec)) st = ll_load_json(spec, out);
+    else if (strchr(spec, '/') || strstr(spec, ".json"))
+        return ll_err(LL_ERR_IO, "task file %s: no such file", spec);
     else {
         const char *root = o.data_root ? o.data_root : ll_icl_default_data_root();
         if (!root)
