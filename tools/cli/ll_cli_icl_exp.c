@@ -298,6 +298,15 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
             task->name, task->n, task->n_classes, task->rule ? "; rule: " : "", task->rule ? task->rule : "",
             e.tp.name);
 
+    /* mkdir -p */
+    char dirb[4096];
+    snprintf(dirb, sizeof dirb, "%s", a.out);
+    for (char *c = dirb + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            mkdir(dirb, 0777);
+            *c = '/';
+        }
     if (mkdir(a.out, 0777) && errno != EEXIST) {
         s = ll_err(LL_ERR_IO, "%s: cannot create the output directory: %s", a.out, strerror(errno));
         goto fail;
