@@ -360,6 +360,29 @@ Test(icl_exp, toy_mapping_e1_e2_e3) {
         cr_assert_eq(ll_icl_e3(&e, &o, &r3), LL_OK, "%s", ll_last_error());
         ll_icl_layer_result_free(&r3);
     }
+    /* the exported test prompts are E3's: its clean accuracy is theirs */
+    int ok = 0;
+    for (int t2 = 0; t2 < 20; t2++) {
+        ll_icl_prompt p;
+        cr_assert_eq(ll_icl_exp_test_prompt(&e, t2, 4, NULL, NULL, &p), LL_OK, "%s", ll_last_error());
+        cr_assert_eq(p.k, 4);
+        int32_t *dmy = malloc((size_t)p.n * sizeof *dmy);
+        ll_icl_exp_dummy(&e, &p, t2, dmy);
+        cr_assert(memcmp(dmy, p.ids, (size_t)p.n * sizeof *dmy));
+        cr_assert_eq(dmy[p.n - 1], p.ids[p.n - 1]);
+        float *lgt = malloc((size_t)m->cfg.vocab_size * sizeof *lgt);
+        const int32_t *pid[1] = {p.ids};
+        cr_assert_eq(ll_icl_logits(m, 1, pid, &p.n, lgt), LL_OK);
+        ok += ll_icl_exp_correct(&e, lgt, p.answer[0]);
+        free(lgt);
+        free(dmy);
+        ll_icl_prompt_free(&p);
+    }
+    ll_icl_layer_result r3c;
+    ll_icl_e3_opts o3c = {.k = 4, .n_test = 20};
+    cr_assert_eq(ll_icl_e3(&e, &o3c, &r3c), LL_OK);
+    cr_assert_float_eq(r3c.acc_icl, ok / 20.0, 1e-12);
+    ll_icl_layer_result_free(&r3c);
     ll_icl_e2_opts o2b = {.k = 4, .n_test = 10, .vec = LL_ICL_VEC_PER_PROMPT, .base = LL_ICL_BASE_DUMMY};
     cr_assert_eq(ll_icl_e2(&e, &o2b, &r2), LL_OK, "%s", ll_last_error());
     ll_icl_layer_result_free(&r2);

@@ -224,7 +224,6 @@ ll_status ll_icl_prompt_build(const ll_tokenizer *t, const ll_icl_template *tp, 
     ll_sb_put(&b, tp->prefix ? tp->prefix : "", tp->prefix ? strlen(tp->prefix) : 0);
     for (int i = 0; i < k; i++) ll_put_item(&b, tp, &s, sep_len, &demos[i], true, &br[i]);
     ll_put_item(&b, tp, &s, sep_len, query, false, &br[k]);
-    size_t qlen = b.n;
     ll_encoding e = {0};
     ll_status st = LL_OK;
     if (b.oom) {
@@ -299,7 +298,6 @@ ll_status ll_icl_prompt_build(const ll_tokenizer *t, const ll_icl_template *tp, 
         free(b2.p);
         if (st) goto fail;
     }
-    (void)qlen;
     out->text = b.p;
     out->text_len = b.n;
     ll_encoding_free(&e);
