@@ -302,6 +302,11 @@ ll_status ll_icl_sweep(ll_model *m, const int32_t *ids, int n, const ll_icl_vari
     }
     int chunk = opt.max_batch > 0 ? opt.max_batch : 64;
     if (chunk > n_var) chunk = n_var;
+    /* Keep the KV cache (chunk + 1 slots of n tokens, every layer) within about 4 GiB. */
+    double slot_bytes = 2.0 * sizeof(float) * n * (double)ll_nlayers(m) * m->cfg.n_kv_heads * m->cfg.head_dim;
+    int fit = (int)((double)(4ull << 30) / slot_bytes) - 1;
+    if (fit < 1) fit = 1;
+    if (chunk > fit) chunk = fit;
     if (!opt.no_prefix_cache && !opt.no_resume) {
         st = ll_sweep_resume(m, ids, n, v, n_var, chunk, pt, logits, rep, stats);
         goto done;

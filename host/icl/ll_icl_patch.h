@@ -36,7 +36,7 @@ typedef struct {
 
 typedef struct {
     ll_hook_point point; /* 0 = LL_HOOK_RESID_PRE (Hugging Face hidden_states[layer]) */
-    int max_batch;       /* variants per forward pass (<= 0: 64) */
+    int max_batch;       /* variants per forward pass (<= 0: 64; fewer when their KV slots would pass ~4 GiB) */
     bool naive;          /* one forward per variant, no batching, no prefix reuse */
     bool no_prefix_cache;/* batch variants but recompute the shared prefix in every row */
     bool no_resume;      /* shared prefix only: every variant runs every block from the prefix on */
