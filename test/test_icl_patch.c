@@ -358,6 +358,13 @@ Test(icl_exp, toy_mapping_e1_e2_e3) {
     cr_assert_geq(r3.acc[0], 0.9);
     cr_assert_lt(r3.acc_base, 0.5);
     ll_icl_layer_result_free(&r3);
+    /* one slot alone at block 0 restores one label word: one demonstration names the table */
+    ll_icl_e3_opts o3s = {.k = 4, .n_test = 20, .per_slot = true};
+    cr_assert_eq(ll_icl_e3(&e, &o3s, &r3), LL_OK, "%s", ll_last_error());
+    cr_assert(r3.acc_slot);
+    cr_assert_eq(r3.k, 4);
+    for (int j = 0; j < 4; j++) cr_assert_geq(r3.acc_slot[j], 0.8, "slot %d: %g", j, r3.acc_slot[j]);
+    ll_icl_layer_result_free(&r3);
     for (int mode = 1; mode < 3; mode++) {
         ll_icl_e3_opts o = {.k = 4, .n_test = 10, .n_src = 10, .mode = (ll_icl_local_mode)mode, .op = LL_PATCH_ADD};
         cr_assert_eq(ll_icl_e3(&e, &o, &r3), LL_OK, "%s", ll_last_error());

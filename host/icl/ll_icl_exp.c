@@ -208,6 +208,7 @@ done:
 /* ---- shared by E2 / E3 ---------------------------------------------------------- */
 
 void ll_icl_layer_result_free(ll_icl_layer_result *r) {
+    free(r->acc_slot);
     free(r->acc_dev);
     free(r->acc);
     free(r->l2_mean);
@@ -281,6 +282,25 @@ static ll_status ll_sweep_layers(ll_icl_exp *e, const int32_t *ids, int n, const
     free(v);
     free(lg);
     free(rep);
+    return st;
+}
+
+/* One variant per (layer, slot): only slot j's position patched, with its vector. */
+static ll_status ll_sweep_slots(ll_icl_exp *e, const int32_t *ids, int n, const int *pos, int k, const float *src,
+                                ll_patch_op op, int32_t gold, double *acc_slot) {
+    int L = e->m->cfg.n_layers, d = e->m->cfg.d_model, V = e->m->cfg.vocab_size, nv = L * k;
+    ll_icl_variant *v = malloc((size_t)nv * sizeof *v);
+    float *lg = malloc((size_t)nv * V * sizeof *lg);
+    ll_status st = LL_OK;
+    if (!v || !lg) st = ll_err(LL_ERR_NOMEM, "ICL: no memory for a per-slot sweep");
+    for (int l = 0; l < L && !st; l++)
+        for (int j = 0; j < k; j++)
+            v[l * k + j] = (ll_icl_variant){.layer = l, .n_pos = 1, .pos = &pos[j],
+                                            .src = src + ((size_t)l * k + j) * d, .op = op};
+    if (!st) st = ll_icl_sweep(e->m, ids, n, v, nv, &e->sweep, lg, NULL, &e->stats);
+    for (int i = 0; i < nv && !st; i++) acc_slot[i] += ll_correct(e, lg + (size_t)i * V, gold);
+    free(v);
+    free(lg);
     return st;
 }
 
@@ -556,6 +576,9 @@ ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *oin, ll_icl_layer_resul
     }
     ll_icl_layer_result dev = {0};
     if (!st && o.n_dev > 0) st = ll_layer_result_new(&dev, L);
+    r->k = k;
+    if (!st && o.per_slot && !(r->acc_slot = calloc((size_t)L * k, sizeof *r->acc_slot)))
+        st = ll_err(LL_ERR_NOMEM, "E3: no memory");
     int n_dev = o.n_dev > 0 ? o.n_dev : 0;
     for (int tt = 0; tt < n_dev + o.n_test && !st; tt++) {
         bool is_dev = tt < n_dev;
@@ -601,12 +624,14 @@ ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *oin, ll_icl_layer_resul
             }
             st = ll_sweep_layers(e, dummy, p.n, pos, k, src, o.op, gold, tgt);
         }
+        if (!st && o.per_slot && !is_dev) st = ll_sweep_slots(e, dummy, p.n, pos, k, src, o.op, gold, r->acc_slot);
         if (!st) tgt->n++;
         ll_icl_prompt_free(&p);
         ll_tick(e, tt + 1);
     }
     if (!st && !r->n) st = ll_err(LL_ERR_ARG, "E3: no test prompt had every label position");
     if (!st) {
+        for (int a = 0; r->acc_slot && a < L * k; a++) r->acc_slot[a] /= r->n;
         ll_layer_result_finish(r, ok_base, ok_icl);
         ll_dev_finish(r, &dev);
     }

@@ -105,6 +105,9 @@ typedef struct {
     double *acc_dev;        /* [L] dev accuracy, NULL without dev prompts */
     int best_layer_dev;     /* argmax of acc_dev */
     double acc_at_best_dev; /* test accuracy at best_layer_dev */
+    /* E3 with per_slot: accuracy with only slot j patched at layer l, [L][k]; else NULL */
+    int k;
+    double *acc_slot;
 } ll_icl_layer_result;
 void ll_icl_layer_result_free(ll_icl_layer_result *r);
 
@@ -123,6 +126,9 @@ typedef struct {
     ll_icl_label_pos label_pos;
     ll_patch_op op;
     int n_dev;      /* as in E2 */
+    /* Also patch each demonstration's slot alone (one variant per layer and slot): how much
+     * each local vector carries by itself (result acc_slot). */
+    bool per_slot;
 } ll_icl_e3_opts;
 
 ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *o, ll_icl_layer_result *r);

@@ -44,16 +44,28 @@ ll_status ll_icl_out_attr_str(ll_icl_out *o, const char *name, const char *v) {
 }
 ll_status ll_icl_out_attr_i64(ll_icl_out *o, const char *name, int64_t v) { return ll_h5_attr_i64(o->f, name, v); }
 ll_status ll_icl_out_attr_f64(ll_icl_out *o, const char *name, double v) { return ll_h5_attr_f64(o->f, name, v); }
+ll_status ll_icl_out_attr_bool(ll_icl_out *o, const char *name, bool v) { return ll_h5_attr_bool(o->f, name, v); }
 
-static ll_status ll_put(ll_icl_out *o, const char *name, hid_t type, const void *v, int n) {
-    hsize_t dim = (hsize_t)n;
-    hid_t sp = H5Screate_simple(1, &dim, NULL);
+static ll_status ll_put_nd(ll_icl_out *o, const char *name, hid_t type, const void *v, int rank, const hsize_t *dims) {
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t ds = sp >= 0 ? H5Dcreate2(o->f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     herr_t w = ds >= 0 && n > 0 ? H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) : 0;
     if (ds >= 0) H5Dclose(ds);
     if (sp >= 0) H5Sclose(sp);
     if (ds < 0 || w < 0) return ll_h5_err(LL_ERR_IO, "%s: cannot write dataset %s", o->tmp, name);
     return LL_OK;
+}
+
+static ll_status ll_put(ll_icl_out *o, const char *name, hid_t type, const void *v, int n) {
+    hsize_t dim = (hsize_t)n;
+    return ll_put_nd(o, name, type, v, 1, &dim);
+}
+
+ll_status ll_icl_out_f64_2d(ll_icl_out *o, const char *name, const double *v, int rows, int cols) {
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    return ll_put_nd(o, name, H5T_NATIVE_DOUBLE, v, 2, dims);
 }
 
 ll_status ll_icl_out_f64(ll_icl_out *o, const char *name, const double *v, int n) {

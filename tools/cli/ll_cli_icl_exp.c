@@ -36,6 +36,7 @@ static const char usage_fmt[] =
     "  --base zero|dummy e2: the prompt patched (default zero: the query alone)\n"
     "  --local per-prompt|slot|class   e3: the local vectors (default per-prompt)\n"
     "  --label-pos first|last|separator   e3: the label position (default first)\n"
+    "  --per-slot        e3: also patch each demonstration's label position alone (accuracy per layer and slot)\n"
     "  --self-check      patch clean states into the clean prompt first and require unchanged logits\n"
     "  --naive           one forward per patched variant (no batching, no prefix reuse)\n"
     "  --no-resume       every patched variant runs every block (shared prefix from the KV cache only)\n"
@@ -53,7 +54,7 @@ typedef struct {
     const char *exp, *model, *task, *template_s, *k_s, *out, *bos, *dummy, *op, *point, *vec, *base, *local, *lpos;
     int n, n_src, n_dev;
     long long seed;
-    bool full_vocab, self_check, naive, no_prefix, no_resume, quiet;
+    bool full_vocab, self_check, naive, no_prefix, no_resume, per_slot, quiet;
     int max_batch;
     ll_icl_task_opts topts;
 } ll_icl_args;
@@ -121,6 +122,7 @@ static int ll_parse(int argc, char **argv, ll_icl_args *a) {
         else if (!strcmp(o, "--naive")) a->naive = true;
         else if (!strcmp(o, "--no-prefix-cache")) a->no_prefix = true;
         else if (!strcmp(o, "--no-resume")) a->no_resume = true;
+        else if (!strcmp(o, "--per-slot")) a->per_slot = true;
         else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             printf(usage_fmt, a->exp);
             return -1;
@@ -311,7 +313,7 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         s = ll_err(LL_ERR_IO, "%s: cannot create the output directory: %s", a.out, strerror(errno));
         goto fail;
     }
-    char h5[4096], csv[4096], png[4096], tmp[4200];
+    char h5[4096], csv[4096], png[4096], tmp[8400];
     snprintf(h5, sizeof h5, "%s/%s.h5", a.out, exp);
     snprintf(csv, sizeof csv, "%s/%s.csv", a.out, exp);
     snprintf(png, sizeof png, "%s/%s.png", a.out, exp);
@@ -361,7 +363,7 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
                 if (!s) s = ll_icl_out_attr_i64(o, "n_src", eo.vec == LL_ICL_VEC_PER_PROMPT ? 2 : eo.vec == LL_ICL_VEC_DATASET ? (task->n < 1000 ? task->n : 1000) : (a.n_src ? a.n_src : 50));
             }
         } else {
-            ll_icl_e3_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op, .n_dev = a.n_dev};
+            ll_icl_e3_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op, .n_dev = a.n_dev, .per_slot = a.per_slot};
             if (a.local && (s = ll_icl_local_mode_parse(a.local, &eo.mode))) goto fail;
             if (a.lpos && (s = ll_icl_label_pos_parse(a.lpos, &eo.label_pos))) goto fail;
             if ((s = ll_icl_e3(&e, &eo, &r))) goto fail;
@@ -371,6 +373,26 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
                 if (!s) s = ll_icl_out_attr_str(o, "local", ll_icl_local_mode_name(eo.mode));
                 if (!s) s = ll_icl_out_attr_str(o, "label_pos", ll_icl_label_pos_name(eo.label_pos));
                 if (!s) s = ll_icl_out_attr_i64(o, "n_src", a.n_src ? a.n_src : 50);
+                if (!s) s = ll_icl_out_attr_bool(o, "per_slot", eo.per_slot);
+                if (!s && r.acc_slot) s = ll_icl_out_f64_2d(o, "accuracy_slot", r.acc_slot, r.n_layers, r.k);
+            }
+            if (!s && r.acc_slot) {
+                printf("accuracy with one slot patched (rows: layer, columns: demonstration):\n");
+                for (int l = 0; l < r.n_layers; l++) {
+                    printf("%-6d", l);
+                    for (int j = 0; j < r.k; j++) printf(" %5.2f", r.acc_slot[(size_t)l * r.k + j]);
+                    printf("\n");
+                }
+                char sc[4400];
+                snprintf(sc, sizeof sc, "%s/e3_slots.csv", a.out);
+                FILE *f = ll_csv_open(sc, tmp, sizeof tmp);
+                if (!f) s = ll_err(LL_ERR_IO, "%s: cannot create", tmp);
+                else {
+                    fprintf(f, "layer,slot,accuracy\n");
+                    for (int l = 0; l < r.n_layers; l++)
+                        for (int j = 0; j < r.k; j++) fprintf(f, "%d,%d,%.6f\n", l, j, r.acc_slot[(size_t)l * r.k + j]);
+                    s = ll_csv_close(f, tmp, sc);
+                }
             }
         }
         ll_progress_finish(&prog);
