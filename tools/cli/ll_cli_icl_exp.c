@@ -442,6 +442,12 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         if (!s) s = cs;
     }
     if (s) goto fail;
+    if (!strcmp(exp, "e3") && !a.per_slot) {
+        /* a per-slot table of an earlier run is not this run's */
+        char sc[4400];
+        snprintf(sc, sizeof sc, "%s/e3_slots.csv", a.out);
+        remove(sc);
+    }
     ll_plot(exp, csv, png);
     fprintf(stderr, "layerlab: wrote %s, %s, %s\n", h5, csv, png);
     goto done;

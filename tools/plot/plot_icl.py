@@ -25,7 +25,25 @@ def main():
     rows = list(csv.DictReader(open(src)))
     if not rows:
         sys.exit(f"plot_icl.py: {src} has no rows")
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    import os
+    slots_csv = os.path.join(os.path.dirname(src), "e3_slots.csv") if exp == "e3" else None
+    slots = list(csv.DictReader(open(slots_csv))) if slots_csv and os.path.exists(slots_csv) else []
+    if slots:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        L = max(int(r["layer"]) for r in slots) + 1
+        K = max(int(r["slot"]) for r in slots) + 1
+        grid = [[0.0] * K for _ in range(L)]
+        for r in slots:
+            grid[int(r["layer"])][int(r["slot"])] = float(r["accuracy"])
+        im = ax2.imshow(grid, vmin=0, vmax=1, aspect="auto", cmap="viridis", origin="lower")
+        ax2.set_xticks(range(K))
+        ax2.set_yticks(range(L))
+        ax2.set_xlabel("demonstration patched alone")
+        ax2.set_ylabel("layer")
+        ax2.set_title("E3: one label position at a time")
+        fig.colorbar(im, ax=ax2, label="accuracy")
+    else:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
     if exp == "e1":
         k = [int(r["k"]) for r in rows]
         ax.plot(k, [float(r["accuracy"]) for r in rows], "o-")
