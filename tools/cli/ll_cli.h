@@ -19,6 +19,17 @@ int ll_cli_generate(int argc, char **argv);
 int ll_cli_dump(int argc, char **argv);
 int ll_cli_merge(int argc, char **argv);
 int ll_cli_train(int argc, char **argv);
+/* layerlab icl <experiment>: tools/cli/ll_cli_icl.c dispatches; argv[0] is the experiment. */
+int ll_cli_icl(int argc, char **argv);
+int ll_cli_icl_e1(int argc, char **argv);
+int ll_cli_icl_e2(int argc, char **argv);
+int ll_cli_icl_e3(int argc, char **argv);
+/* E4-E7 (knockout, information flow, convergence, PCA/dPCA) live in their own files;
+ * tools/cli/ll_cli_icl_stubs.c has weak placeholders until they are built. */
+int ll_cli_icl_e4(int argc, char **argv);
+int ll_cli_icl_e5(int argc, char **argv);
+int ll_cli_icl_e6(int argc, char **argv);
+int ll_cli_icl_e7(int argc, char **argv);
 
 /* Print "layerlab: error: <msg>" and return LL_EXIT_ERR. */
 int ll_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
