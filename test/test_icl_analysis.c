@@ -207,3 +207,161 @@ static void ll_vs_numpy(int d) {
 
 Test(icl_analysis, against_numpy_cov_route) { ll_vs_numpy(5); }
 Test(icl_analysis, against_numpy_gram_route) { ll_vs_numpy(40); }
+
+/* ---- E5 flow and E4 knockout lists on hand-made prompts ---------------------------- */
+
+#include "icl/ll_icl_flow.h"
+
+/* Uniform causal attention A[r][j] = 1 / (r + 1): every quantity has a closed form.
+ * Prompt of 6 tokens: demo 0 input 0, label 1; demo 1 input 2, label 3; query 5. */
+Test(icl_analysis, flow_closed_form) {
+    int n = 6, H = 2, k = 2;
+    float A[2 * 6 * 6] = {0};
+    for (int h = 0; h < H; h++)
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j <= r; j++) A[(h * n + r) * n + j] = 1.0f / (r + 1);
+    ll_icl_span sp[2] = {{.in_lo = 0, .in_hi = 0}, {.in_lo = 2, .in_hi = 2}};
+    int lab[2] = {1, 3};
+    ll_icl_flow f;
+    ll_icl_flow_prompt(A, H, n, k, sp, lab, 5, &f);
+    cr_assert_float_eq(f.in_label, (0.5 + 0.25) / 2, 1e-7);
+    cr_assert_float_eq(f.label_query, 2.0 / 6, 1e-7);
+    cr_assert_float_eq(f.wp, (0.5 + 3 * 0.25) / 4, 1e-7);
+    cr_assert_float_eq(f.pq, 1.0 / 6, 1e-7);
+    double tot = 0.5 + 2.0 / 3 + 0.75 + 0.8 + 5.0 / 6;
+    cr_assert_float_eq(f.ww, (tot - 1.25 - 2.0 / 6) / (15 - 4 - 2), 1e-6);
+    /* heads are averaged: zero one head's label->query mass, the mean halves */
+    for (int j = 0; j < n; j++) A[(1 * n + 5) * n + j] = j == 4 ? 1.0f : 0.0f;
+    ll_icl_flow_prompt(A, H, n, k, sp, lab, 5, &f);
+    cr_assert_float_eq(f.label_query, 1.0 / 6, 1e-7);
+}
+
+/* A 12-token prompt with BOS: demos (input [1,2], label 4) and (input [6,7], label 9), query 11. */
+static void ll_fake_episodes(ll_icl_episodes *e, ll_icl_prompt *p, int *lab) {
+    memset(p, 0, sizeof *p);
+    memset(e, 0, sizeof *e);
+    static ll_icl_span demo[2];
+    demo[0] = (ll_icl_span){.in_lo = 1, .in_hi = 2, .sep_lo = 3, .sep_hi = 3, .lab_lo = 4, .lab_hi = 4};
+    demo[1] = (ll_icl_span){.in_lo = 6, .in_hi = 7, .sep_lo = 8, .sep_hi = 8, .lab_lo = 9, .lab_hi = 9};
+    p->n = 12, p->k = 2, p->demo = demo, p->query_pos = 11, p->has_bos = true;
+    lab[0] = 4, lab[1] = 9;
+    e->n = 1, e->k = 2, e->p = p, e->lab = lab;
+}
+
+Test(icl_analysis, knockout_lists) {
+    ll_icl_episodes e;
+    ll_icl_prompt p;
+    int lab[2];
+    ll_fake_episodes(&e, &p, lab);
+    ll_knockout ko[4];
+    int32_t idx[2 * 12 * 2 + 2 * 12];
+    uint64_t rng = 5;
+    int n = ll_icl_ko_build(&e, 0, 3, LL_ICL_KO_QUERY, 1, 2, false, &rng, ko, idx);
+    cr_assert_eq(n, 1);
+    cr_assert(ko[0].seq == 3 && ko[0].layer_lo == 1 && ko[0].layer_hi == 2 && ko[0].head == -1);
+    cr_assert(ko[0].n_q == 1 && ko[0].q[0] == 11 && ko[0].n_k == 2 && ko[0].k[0] == 4 && ko[0].k[1] == 9);
+    n = ll_icl_ko_build(&e, 0, 0, LL_ICL_KO_LATER, 0, 0, false, &rng, ko, idx);
+    cr_assert_eq(n, 2);
+    cr_assert(ko[0].n_k == 1 && ko[0].k[0] == 4 && ko[0].n_q == 7 && ko[0].q[0] == 5 && ko[0].q[6] == 11);
+    cr_assert(ko[1].n_k == 1 && ko[1].k[0] == 9 && ko[1].n_q == 2 && ko[1].q[0] == 10);
+    n = ll_icl_ko_build(&e, 0, 0, LL_ICL_KO_REVERSE, 0, 0, false, &rng, ko, idx);
+    cr_assert_eq(n, 2);
+    cr_assert(ko[1].n_q == 1 && ko[1].q[0] == 9 && ko[1].n_k == 2 && ko[1].k[0] == 6 && ko[1].k[1] == 7);
+    /* controls: same amount of blocking, never a label, the query, BOS or (reverse) the own input */
+    for (int trial = 0; trial < 50; trial++) {
+        n = ll_icl_ko_build(&e, 0, 0, LL_ICL_KO_QUERY, 0, 0, true, &rng, ko, idx);
+        cr_assert(n == 1 && ko[0].n_k == 2 && ko[0].k[0] != ko[0].k[1]);
+        for (int j = 0; j < 2; j++)
+            cr_assert(ko[0].k[j] > 0 && ko[0].k[j] < 11 && ko[0].k[j] != 4 && ko[0].k[j] != 9, "key %d", ko[0].k[j]);
+        n = ll_icl_ko_build(&e, 0, 0, LL_ICL_KO_REVERSE, 0, 0, true, &rng, ko, idx);
+        cr_assert(n == 2 && ko[1].n_k == 2);
+        for (int j = 0; j < 2; j++)
+            cr_assert(ko[1].k[j] > 0 && ko[1].k[j] < 9 && ko[1].k[j] != 4 && ko[1].k[j] != 6 && ko[1].k[j] != 7,
+                      "reverse control key %d", ko[1].k[j]);
+    }
+}
+
+/* ---- on the toy model (data/models/toy-llama, in the repository) -------------------- */
+
+#include "tokenizer/ll_tokenizer.h"
+
+#define TOY "data/models/toy-llama"
+
+typedef struct {
+    ll_model *m;
+    ll_tokenizer *t;
+    ll_icl_task *task;
+    ll_icl_episodes e;
+} ll_toy_run;
+
+static void ll_toy_open(ll_toy_run *r, int k, int n) {
+    memset(r, 0, sizeof *r);
+    cr_assert_eq(ll_model_load(&r->m, TOY, NULL), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_tokenizer_for_model(&r->t, TOY, NULL, r->m->cfg.vocab_size), LL_OK, "%s", ll_last_error());
+    ll_icl_task_opts to = {0};
+    cr_assert_eq(ll_icl_task_load("toy:color", &to, &r->task), LL_OK, "%s", ll_last_error());
+    ll_icl_episode_opts eo = {.task = r->task, .k = k, .n_prompts = n, .seed = 3, .label_pos = LL_ICL_LABEL_FIRST};
+    cr_assert_eq(ll_icl_template_get("default", &eo.tpl), LL_OK);
+    cr_assert_eq(ll_icl_episodes_make(r->t, &eo, &r->e), LL_OK, "%s", ll_last_error());
+}
+
+static void ll_toy_close(ll_toy_run *r) {
+    ll_icl_episodes_free(&r->e);
+    ll_icl_task_free(r->task);
+    ll_tokenizer_free(r->t);
+    ll_model_free(r->m);
+}
+
+typedef struct {
+    const ll_icl_episodes *e;
+    int lo, hi;
+} ll_qctx;
+
+static int ll_qknock(void *user, int i, int seq, ll_knockout *ko, int32_t *idx) {
+    ll_qctx *c = user;
+    uint64_t rng = 1;
+    return ll_icl_ko_build(c->e, i, seq, LL_ICL_KO_QUERY, c->lo, c->hi, false, &rng, ko, idx);
+}
+
+/* The toy model copies the value of the mapping from its demonstrations: with the query
+ * cut off from the label positions in every layer it can no longer do so, and the
+ * scores do not depend on how the prompts are batched. */
+Test(icl_analysis, toy_knockout_scores) {
+    ll_toy_run r;
+    ll_toy_open(&r, 3, 12);
+    ll_icl_score s1, s4, sk;
+    cr_assert_eq(ll_icl_score_run(r.m, &r.e, 1, NULL, NULL, &s1), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_icl_score_run(r.m, &r.e, 5, NULL, NULL, &s4), LL_OK, "%s", ll_last_error());
+    cr_assert(s1.n == 12 && s1.correct == s4.correct && fabs(s1.logp - s4.logp) < 1e-3, "batching changed the scores");
+    cr_assert_geq(s1.correct, 10, "the toy model solves toy:color with 3 demonstrations (%d / 12)", s1.correct);
+    ll_qctx c = {.e = &r.e, .lo = 0, .hi = r.m->cfg.n_layers - 1};
+    cr_assert_eq(ll_icl_score_run(r.m, &r.e, 5, ll_qknock, &c, &sk), LL_OK, "%s", ll_last_error());
+    cr_assert_lt(sk.logp, s1.logp - 1.0 * 12, "blocking query -> labels in every layer: logp %g vs %g", sk.logp, s1.logp);
+    ll_toy_close(&r);
+}
+
+/* The query slot of the last layer's resid_post is the residual ll_forward returns. */
+Test(icl_analysis, toy_vectors_rows) {
+    ll_toy_run r;
+    ll_toy_open(&r, 2, 3);
+    int L = r.m->cfg.n_layers, d = r.m->cfg.d_model, k = 2, n = 3;
+    float *v = malloc((size_t)L * n * (k + 1) * d * sizeof *v);
+    cr_assert_eq(ll_icl_vectors(r.m, &r.e, 2, LL_HOOK_RESID_POST, v), LL_OK, "%s", ll_last_error());
+    for (int i = 0; i < n; i++) {
+        const ll_icl_prompt *p = &r.e.p[i];
+        float *ro = malloc((size_t)p->n * d * sizeof *ro);
+        int64_t off[2] = {0, p->n};
+        ll_batch b = {.n_seq = 1, .seq_off = off, .tokens = p->ids};
+        ll_forward_opts fo = {.resid_out = ro};
+        cr_assert_eq(ll_forward(r.m, &b, &fo), LL_OK);
+        const float *q = v + (((size_t)(L - 1) * n + i) * (k + 1) + k) * d;
+        const float *l1 = v + (((size_t)(L - 1) * n + i) * (k + 1) + 1) * d;
+        for (int j = 0; j < d; j++) {
+            cr_assert(fabs(q[j] - ro[(size_t)p->query_pos * d + j]) < 1e-4, "prompt %d query dim %d", i, j);
+            cr_assert(fabs(l1[j] - ro[(size_t)r.e.lab[i * k + 1] * d + j]) < 1e-4, "prompt %d label 1 dim %d", i, j);
+        }
+        free(ro);
+    }
+    free(v);
+    ll_toy_close(&r);
+}

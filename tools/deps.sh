@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages layerlab needs, only those that are missing.
-# Usage: tools/deps.sh [build|bench|fuzz|fixtures]...   (default: build)
+# Usage: tools/deps.sh [build|bench|fuzz|fixtures|plot]...   (default: build)
 set -euo pipefail
 want=()
 for what in "${@:-build}"; do
@@ -9,7 +9,8 @@ for what in "${@:-build}"; do
     bench) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
     fuzz) want+=(clang libclang-rt-14-dev) ;;
     fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip sentencepiece) ;;
-    *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures)" >&2; exit 2 ;;
+    plot) want+=(python3-matplotlib) ;;
+    *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures, plot)" >&2; exit 2 ;;
   esac
 done
 missing=()
