@@ -365,3 +365,56 @@ Test(icl_analysis, toy_vectors_rows) {
     free(v);
     ll_toy_close(&r);
 }
+
+/* ---- attention x gradient saliency against torch autograd --------------------------- */
+
+#include "icl/ll_icl_saliency.h"
+#include "io/ll_tensors.h"
+
+/* |sum_h A * dL/dA| of every layer of the fixture Llama (GQA) against transformers +
+ * autograd (tools/saliency_ref.py -> test/fixtures/knockout/saliency.safetensors). */
+Test(icl_analysis, saliency_matches_autograd) {
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, "test/fixtures/llama_gqa", NULL), LL_OK, "%s", ll_last_error());
+    ll_tensor_set ref = {0}; /* open appends to the set */
+    cr_assert_eq(ll_safetensors_open(&ref, "test/fixtures/knockout/saliency.safetensors"), LL_OK, "%s", ll_last_error());
+    const ll_tensor_info *tk = ll_tensor_set_find(&ref, "tokens"), *tg = ll_tensor_set_find(&ref, "target");
+    const ll_tensor_info *sa = ll_tensor_set_find(&ref, "saliency"), *lo = ll_tensor_set_find(&ref, "loss");
+    cr_assert(tk && tg && sa && lo && sa->dtype == LL_F32);
+    int n = (int)tk->shape[0], L = m->cfg.n_layers;
+    cr_assert_eq(sa->shape[0], L);
+    ll_icl_saliency *s;
+    cr_assert_eq(ll_icl_saliency_new(&s, m, 64), LL_OK, "%s", ll_last_error());
+    float *I = malloc((size_t)L * n * n * sizeof *I);
+    double loss;
+    cr_assert_eq(ll_icl_saliency_prompt(s, (const int32_t *)tk->data, n, ((const int32_t *)tg->data)[0], I, &loss),
+                 LL_OK, "%s", ll_last_error());
+    cr_assert(fabs(loss - ((const double *)lo->data)[0]) < 1e-4, "loss %g vs %g", loss, ((const double *)lo->data)[0]);
+    const float *R = (const float *)sa->data;
+    double mx = 0, md = 0;
+    for (size_t i = 0; i < (size_t)L * n * n; i++) {
+        mx = fabs(R[i]) > mx ? fabs(R[i]) : mx;
+        md = fabs(I[i] - R[i]) > md ? fabs(I[i] - R[i]) : md;
+    }
+    cr_assert(mx > 1e-3, "the reference saliency is all but zero");
+    cr_expect(md < 1e-4 * mx + 1e-6, "saliency differs from autograd by %.3g (max %.3g)", md, mx);
+    free(I);
+    ll_icl_saliency_free(s);
+    ll_tensor_set_free(&ref);
+    ll_model_free(m);
+}
+
+/* Models the training graph cannot reproduce are refused, not silently mis-attributed. */
+Test(icl_analysis, saliency_refuses_other_models) {
+    const char *other[] = {"test/fixtures/qwen2", "test/fixtures/gpt2", "test/fixtures/llama3_rope", "test/fixtures/mistral"};
+    for (int i = 0; i < 4; i++) {
+        ll_model *m;
+        cr_assert_eq(ll_model_load(&m, other[i], NULL), LL_OK, "%s", ll_last_error());
+        ll_icl_saliency *s = NULL;
+        ll_status st = ll_icl_saliency_new(&s, m, 32);
+        cr_expect_eq(st, LL_ERR_UNSUPPORTED, "%s accepted", other[i]);
+        cr_expect(strstr(ll_last_error(), "plain Llama"), "%s: %s", other[i], ll_last_error());
+        ll_icl_saliency_free(s);
+        ll_model_free(m);
+    }
+}

@@ -46,7 +46,7 @@ summary="$out/summary.md"
   echo
   echo "model: \`$model\`; tasks: ${tasks[*]}; config: \`$config\`; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
-  echo "config values: K=$K N=$N SEED=$SEED BATCH=$BATCH E4_MODES=\"$E4_MODES\" E4_WINDOW=${E4_WINDOW:-auto} E4_CONTROL=$E4_CONTROL HOOK=$HOOK COMPONENTS=$COMPONENTS EXTRA=\"$EXTRA\""
+  echo "config values: K=$K N=$N SEED=$SEED BATCH=$BATCH E4_MODES=\"$E4_MODES\" E4_WINDOW=${E4_WINDOW:-auto} E4_CONTROL=$E4_CONTROL SALIENCY=${SALIENCY:-0} HOOK=$HOOK COMPONENTS=$COMPONENTS EXTRA=\"$EXTRA\""
   echo
 } > "$summary"
 failed=()
@@ -91,7 +91,10 @@ for mode in $E4_MODES; do
   run "E4 knockout ($mode)" "$out/e4-$mode" e4 "$model" "${task_args[@]}" --k "$K" "${common[@]}" "${e4[@]}" $EXTRA
 done
 # shellcheck disable=SC2086
-run "E5 information flow" "$out/e5" e5 "$model" "${task_args[@]}" --k "$K" "${common[@]}" $EXTRA
+e5=()
+[ "${SALIENCY:-0}" = 1 ] && e5+=(--saliency)
+# shellcheck disable=SC2086
+run "E5 information flow" "$out/e5" e5 "$model" "${task_args[@]}" --k "$K" "${common[@]}" "${e5[@]}" $EXTRA
 # shellcheck disable=SC2086
 run "E6 convergence" "$out/e6" e6 "$model" "${task_args[@]}" --k "$K" "${common[@]}" --hook "$HOOK" $EXTRA
 # shellcheck disable=SC2086

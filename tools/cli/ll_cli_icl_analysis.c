@@ -20,6 +20,7 @@
 #include "core/ll_progress.h"
 #include "icl/ll_icl_analysis.h"
 #include "icl/ll_icl_flow.h"
+#include "icl/ll_icl_saliency.h"
 #include "ll_cli.h"
 #include "store/ll_h5.h"
 
@@ -55,7 +56,8 @@ static const char *const exp_help[4] = {
     "e5 (information flow): attention mass per layer, averaged over heads and prompts\n"
     "  in_label (label position <- own input), label_query (query <- label positions),\n"
     "  and Wang et al. 2023's S_wp / S_pq / S_ww with attention in place of saliency\n"
-    "  (attention x gradient saliency is not implemented)\n",
+    "  --saliency         also attention x gradient saliency |sum_h A * dL/dA| (Wang et al.), L = -log p(answer):\n"
+    "                     plain Llama models only, on the CPU (a warning and attention only otherwise)\n",
     "e6 (convergence): cosine between local vectors (label positions) and to the global one (query)\n"
     "  --hook H           resid_post|resid_pre (default resid_post)\n",
     "e7 (abstraction): PCA and marginalisation-based demixed PCA of the local vectors of all tasks\n"
@@ -77,6 +79,7 @@ typedef struct {
     const char *mode_s;
     int window, stride;
     bool control;
+    bool saliency; /* e5 */
     /* e6 / e7 */
     const char *hook_s;
     int comps;
@@ -142,6 +145,10 @@ static int ll_ia_parse(int argc, char **argv, const char *exp, ll_ia_opts *o) {
         }
         if (!strcmp(a, "--control")) {
             o->control = true;
+            continue;
+        }
+        if (!strcmp(a, "--saliency") && ei == 1) {
+            o->saliency = true;
             continue;
         }
         if (!strcmp(a, "--no-plot")) {
@@ -500,8 +507,33 @@ int ll_cli_icl_e5(int argc, char **argv) {
         return ll_cli_status(st);
     }
     int L = run.m->cfg.n_layers;
-    ll_table t = {.n_cols = 6, .col = {"layer", "in_label", "label_query", "wang_wp", "wang_pq", "wang_ww"}};
-    ll_icl_flow *sum = calloc((size_t)L, sizeof *sum);
+    ll_table t = {.n_cols = 11, .col = {"layer", "in_label", "label_query", "wang_wp", "wang_pq", "wang_ww", "sal_in_label",
+                                        "sal_label_query", "sal_wp", "sal_pq", "sal_ww"}};
+    ll_icl_flow *sum = calloc((size_t)L, sizeof *sum), *ssum = calloc((size_t)L, sizeof *ssum);
+    /* Saliency (opt-in): the CPU training graph on a host copy of the model. */
+    ll_icl_saliency *sal = NULL;
+    ll_model *hm = NULL;
+    char sal_why[512] = "not asked for (--saliency)";
+    float *I = NULL;
+    if (o.saliency) {
+        int max_n = 0;
+        for (int ti = 0; ti < o.n_tasks; ti++)
+            for (int i = 0; i < run.ep[ti].n; i++) max_n = run.ep[ti].p[i].n > max_n ? run.ep[ti].p[i].n : max_n;
+        ll_model *src = run.m;
+        ll_status ss = LL_OK;
+        if (!run.m->be->host_memory && !(ss = ll_cli_load(o.model, &hm))) src = hm;
+        if (!ss) ss = ll_icl_saliency_new(&sal, src, max_n);
+        if (!ss && !(I = malloc((size_t)L * max_n * max_n * sizeof *I))) ss = ll_err(LL_ERR_NOMEM, "saliency matrices");
+        if (ss) {
+            snprintf(sal_why, sizeof sal_why, "not computed: %s", ll_last_error());
+            fprintf(stderr, "layerlab: warning: icl e5: saliency %s\n", sal_why);
+            ll_icl_saliency_free(sal);
+            sal = NULL;
+        } else {
+            snprintf(sal_why, sizeof sal_why, "|sum_h A_h * dL/dA_h|, L = -log p(answer token) at the query, CPU "
+                                              "training graph (checked against the forward pass)");
+        }
+    }
     ll_hooks *h = NULL;
     if (!sum || (st = ll_hooks_new(&h, L))) st = st ? st : ll_err(LL_ERR_NOMEM, "e5");
     ll_progress pg;
@@ -539,22 +571,38 @@ int ll_cli_icl_e5(int argc, char **argv) {
             done += nb;
             ll_progress_update(&pg, done, done, 0);
         }
+        memset(ssum, 0, (size_t)L * sizeof *ssum);
+        for (int i = 0; !st && sal && i < e->n; i++) {
+            const ll_icl_prompt *p = &e->p[i];
+            if ((st = ll_icl_saliency_prompt(sal, p->ids, p->n, p->answer[0], I, NULL))) break;
+            for (int l = 0; l < L; l++) {
+                ll_icl_flow f;
+                ll_icl_flow_prompt(I + (size_t)l * p->n * p->n, 1, p->n, e->k, p->demo, e->lab + (size_t)i * e->k,
+                                   p->query_pos, &f);
+                ll_icl_flow *a = &ssum[l];
+                a->in_label += f.in_label, a->label_query += f.label_query, a->wp += f.wp, a->pq += f.pq, a->ww += f.ww;
+            }
+        }
         for (int l = 0; !st && l < L; l++) {
-            double row[6] = {l, sum[l].in_label / e->n, sum[l].label_query / e->n, sum[l].wp / e->n, sum[l].pq / e->n,
-                             sum[l].ww / e->n};
+            double nn = sal ? e->n : NAN;
+            double row[11] = {l, sum[l].in_label / e->n, sum[l].label_query / e->n, sum[l].wp / e->n, sum[l].pq / e->n,
+                              sum[l].ww / e->n, ssum[l].in_label / nn, ssum[l].label_query / nn, ssum[l].wp / nn,
+                              ssum[l].pq / nn, ssum[l].ww / nn};
             if (ll_table_row(&t, ti, row)) st = ll_err(LL_ERR_NOMEM, "e5 table");
         }
     }
     ll_progress_finish(&pg);
     if (!st) {
         const char *xk[] = {"measure", "saliency"};
-        const char *xv[] = {"attention probabilities averaged over heads and prompts",
-                            "not computed (attention x gradient is not implemented)"};
+        const char *xv[] = {"attention probabilities averaged over heads and prompts", sal_why};
         rc = ll_finish(&o, &run, &t, xk, xv, 2);
     } else {
         rc = ll_cli_status(st);
     }
     ll_hooks_free(h);
+    ll_icl_saliency_free(sal);
+    if (hm) ll_model_free(hm);
+    free(I), free(ssum);
     free(sum);
     free(t.v), free(t.task);
     ll_ia_free(&run, o.n_tasks);

@@ -5,7 +5,8 @@ usage: plot_icl_flow.py EXP CSV PNG
 
 Reads the CSV the command wrote (first column `task`, then numeric columns) and draws:
   e4  accuracy drop (and the random-position control) per layer window, one line per task
-  e5  attention mass per layer: in_label and label_query (solid), Wang's S_wp/S_pq/S_ww (dashed)
+  e5  attention mass per layer: in_label, label_query, S_ww; with saliency columns a second
+      panel with Wang's saliency S_wp / S_pq / S_ww (log scale)
   e6  cosine per layer: local-local and local-global, one colour per task
   e7  variance fraction per layer: PC1-3 and each dPCA factor
 Needs matplotlib (Debian python3-matplotlib; tools/deps.sh plot); exits 3 without it.
@@ -44,7 +45,11 @@ def main(argv):
               file=sys.stderr)
         sys.exit(3)
     head, data = read(path)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sal = exp == "e5" and any(not math.isnan(r.get("sal_label_query", math.nan)) for r in data)
+    if sal:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
     tasks = by_task(data)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     if exp == "e4":
@@ -68,6 +73,17 @@ def main(argv):
             ax.plot(x, [r["wang_ww"] for r in rows], ":", color=c, alpha=0.6, label=f"{t}: other (S_ww)")
         ax.set_xlabel("layer")
         ax.set_ylabel("attention mass (mean over heads, prompts)")
+        if sal:
+            for i, (t, rows) in enumerate(tasks.items()):
+                c = colours[i % len(colours)]
+                x = [r["layer"] for r in rows]
+                ax2.plot(x, [r["sal_wp"] for r in rows], "o-", color=c, label=f"{t}: S_wp")
+                ax2.plot(x, [r["sal_pq"] for r in rows], "s-", color=c, alpha=0.6, label=f"{t}: S_pq")
+                ax2.plot(x, [r["sal_ww"] for r in rows], ":", color=c, alpha=0.6, label=f"{t}: S_ww")
+            ax2.set_yscale("log")
+            ax2.set_xlabel("layer")
+            ax2.set_ylabel("saliency |sum_h A dL/dA| (mean over pairs)")
+            ax2.legend(fontsize=7)
     elif exp == "e6":
         for i, (t, rows) in enumerate(tasks.items()):
             c = colours[i % len(colours)]
