@@ -16,6 +16,7 @@ static const char usage[] =
     "  e5   information flow: attention mass / saliency between inputs, labels and the query\n"
     "  e6   convergence of local vectors to the global vector (cosine per layer)\n"
     "  e7   PCA / demixed PCA of local vectors\n"
+    "  sweep-bench   time the batched (layer x position) patch sweep against the naive loop\n"
     "\n"
     "Run 'layerlab icl <experiment> --help' for its options; docs/icl.md explains them.\n";
 
@@ -28,7 +29,8 @@ int ll_cli_icl(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } exps[] = {{"e1", ll_cli_icl_e1}, {"e2", ll_cli_icl_e2}, {"e3", ll_cli_icl_e3}, {"e4", ll_cli_icl_e4},
-                {"e5", ll_cli_icl_e5}, {"e6", ll_cli_icl_e6}, {"e7", ll_cli_icl_e7}};
+                {"e5", ll_cli_icl_e5}, {"e6", ll_cli_icl_e6}, {"e7", ll_cli_icl_e7},
+                {"sweep-bench", ll_cli_icl_sweep_bench}};
     for (size_t i = 0; i < sizeof exps / sizeof *exps; i++)
         if (!strcmp(argv[1], exps[i].name)) return exps[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "layerlab: error: icl: unknown experiment '%s'\n\n%s", argv[1], usage);
