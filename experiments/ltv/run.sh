@@ -77,12 +77,17 @@ run() {
   [ $rc -eq 0 ] || failed+=("$name")
 }
 
-# shellcheck disable=SC2086
-run "E1 ICL curve" "$out/e1" e1 "$model" "${task_args[@]}" "${common[@]}" $EXTRA $EXTRA_E1
-# shellcheck disable=SC2086
-run "E2 global task vector" "$out/e2" e2 "$model" "${task_args[@]}" "${common[@]}" $EXTRA $EXTRA_E2
-# shellcheck disable=SC2086
-run "E3 local task vectors" "$out/e3" e3 "$model" "${task_args[@]}" --k "$K" "${common[@]}" $EXTRA $EXTRA_E3
+# E1-E3 (tools/cli/ll_cli_icl_exp.c) take one task each; E4-E7 take the list.
+e13=(--n "$N" --seed "$SEED" --threads "$THREADS")
+for t in "${tasks[@]}"; do
+  tdir="$(echo "$t" | tr ':/' '__')"
+  # shellcheck disable=SC2086
+  run "E1 ICL curve: $t" "$out/e1-$tdir" e1 "$model" --task "$t" "${e13[@]}" $EXTRA $EXTRA_E1
+  # shellcheck disable=SC2086
+  run "E2 global task vector: $t" "$out/e2-$tdir" e2 "$model" --task "$t" "${e13[@]}" $EXTRA $EXTRA_E2
+  # shellcheck disable=SC2086
+  run "E3 local task vectors: $t" "$out/e3-$tdir" e3 "$model" --task "$t" --k "$K" "${e13[@]}" $EXTRA $EXTRA_E3
+done
 for mode in $E4_MODES; do
   e4=(--mode "$mode")
   [ -n "${E4_WINDOW:-}" ] && e4+=(--window "$E4_WINDOW")

@@ -67,7 +67,7 @@ ll_status ll_icl_episodes_make(const ll_tokenizer *t, const ll_icl_episode_opts 
             e->lab[(size_t)i * k + j] = pos;
         }
     }
-    if (!st && task->classification && task->n_classes > 0) {
+    if (!st && !o->full_vocab && task->n_classes > 0) {
         e->n_cands = task->n_classes;
         e->cands = ll_calloc((size_t)e->n_cands, sizeof *e->cands, "icl candidates");
         if (!e->cands) st = LL_ERR_NOMEM;

@@ -24,6 +24,7 @@ typedef struct {
     uint64_t seed;   /* episode draws (ll_icl_task_sample) */
     ll_icl_label_pos label_pos;
     ll_icl_prompt_opts popts;
+    bool full_vocab; /* score by the argmax over the vocabulary, not over the task's label words */
 } ll_icl_episode_opts;
 
 typedef struct {
@@ -32,7 +33,7 @@ typedef struct {
     int *demo_item;    /* [n][k] task item of each demonstration */
     int *query_item;   /* [n] */
     int *lab;          /* [n][k] position used for demonstration i's label (label_pos switch) */
-    int32_t *cands;    /* classification tasks: first token of each class (n_cands = n_classes), else NULL */
+    int32_t *cands;    /* first token of each of the task's distinct labels (n_cands = n_classes); NULL with full_vocab */
     int n_cands;
     int n_straddle;    /* prompts with a token straddling two segments (positions approximate) */
     int n_unclean;     /* prompts whose answer tokenized differently in context */
@@ -63,7 +64,7 @@ int ll_icl_ko_build(const ll_icl_episodes *e, int i, int seq, ll_icl_ko_mode mod
                     uint64_t *rng, ll_knockout *ko, int32_t *idx);
 
 /* Score prompts [0, e->n) in batches of `batch`: correct = the answer token is the argmax
- * (over the class candidates for classification tasks, else the vocabulary), logp = its
+ * (over the label-word candidates e->cands, or the vocabulary when there are none), logp = its
  * log-probability under the full softmax. knock(user, i, seq, ko, idx) returns the
  * knockouts of prompt i placed as sequence seq (NULL knock: none). Sums over prompts. */
 typedef int (*ll_icl_knock_fn)(void *user, int i, int seq, ll_knockout *ko, int32_t *idx);

@@ -39,6 +39,7 @@ static const char usage_fmt[] =
     "  --label-pos P      first|last|separator: which token is a demonstration's label position (default first)\n"
     "  --bos B            auto|yes|no (default auto)\n"
     "  --batch B          prompts per forward pass (default 8)\n"
+    "  --full-vocab       answer = argmax over the vocabulary (default: over the task's label words)\n"
     "  --data-root DIR    ICL data sets (default $LAYERLAB_SHARED/assets or ../shared/assets)\n"
     "  --words W          generated tasks: synthetic|toy input words (default synthetic)\n"
     "  --out DIR          output directory (default icl-%s)\n"
@@ -74,7 +75,7 @@ typedef struct {
     int k, n, batch;
     uint64_t seed, task_seed;
     const char *tpl, *label_pos_s, *bos_s, *data_root, *words, *out;
-    bool no_plot;
+    bool no_plot, full_vocab;
     /* e4 */
     const char *mode_s;
     int window, stride;
@@ -149,6 +150,10 @@ static int ll_ia_parse(int argc, char **argv, const char *exp, ll_ia_opts *o) {
         }
         if (!strcmp(a, "--saliency") && ei == 1) {
             o->saliency = true;
+            continue;
+        }
+        if (!strcmp(a, "--full-vocab")) {
+            o->full_vocab = true;
             continue;
         }
         if (!strcmp(a, "--no-plot")) {
@@ -230,7 +235,8 @@ static ll_status ll_ia_load(const ll_ia_opts *o, ll_ia_run *r) {
         LL_TRY(ll_icl_template_get(tname, &tp));
         snprintf(r->tpl_name[t], sizeof r->tpl_name[t], "%s", tp.name);
         ll_icl_episode_opts eo = {.task = r->task[t], .tpl = tp, .k = o->k, .n_prompts = o->n, .seed = o->seed,
-                                  .label_pos = r->lp, .popts = {.bos = r->bos}};
+                                  .label_pos = r->lp, .popts = {.bos = r->bos},
+                                  .full_vocab = o->full_vocab};
         ll_status st = ll_icl_episodes_make(r->tok, &eo, &r->ep[t]);
         if (st) return ll_err_prefix(st, "task %s: ", o->tasks[t]);
         if (r->ep[t].n_straddle)
@@ -464,8 +470,8 @@ int ll_cli_icl_e4(int argc, char **argv) {
         snprintf(ss, sizeof ss, "%d", o.stride);
         const char *xk[] = {"mode", "window", "stride", "control", "metric"};
         const char *xv[] = {ll_icl_ko_mode_name(mode), ws, ss, o.control ? "random non-label positions" : "none",
-                            run.ep[0].cands ? "argmax over class label tokens (classification tasks)"
-                                            : "argmax over the vocabulary"};
+                            o.full_vocab ? "argmax over the vocabulary"
+                                         : "argmax over the first tokens of the task's label words"};
         rc = ll_finish(&o, &run, &t, xk, xv, 5);
     } else {
         rc = ll_cli_status(st);
