@@ -87,11 +87,21 @@ typedef struct {
 } ll_ia_opts;
 
 /* A result table: numeric columns plus the task of each row. */
+/* An extra array for the HDF5 file only (E7's axes). */
+typedef struct {
+    const char *name;
+    int rank;
+    hsize_t dims[4];
+    const double *data;
+} ll_extra;
+
 typedef struct {
     int n_cols, n_rows, cap;
     const char *col[LL_MAX_COLS];
     double *v;
     int *task;
+    ll_extra extra[4];
+    int n_extra;
 } ll_table;
 
 static int ll_table_row(ll_table *t, int task, const double *vals) {
@@ -312,6 +322,15 @@ static ll_status ll_write_h5(const char *path, const ll_table *t, const ll_ia_op
         }
         H5Sclose(sp);
         if (e < 0) st = ll_h5_err(LL_ERR_IO, "writing column %s of %s", c < 0 ? "task" : t->col[c], tmp);
+    }
+    for (int x = 0; !st && x < t->n_extra; x++) {
+        const ll_extra *e = &t->extra[x];
+        hid_t sp = H5Screate_simple(e->rank, e->dims, NULL);
+        hid_t ds = H5Dcreate2(f, e->name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        herr_t rc = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, e->data) : -1;
+        if (ds >= 0) H5Dclose(ds);
+        H5Sclose(sp);
+        if (rc < 0) st = ll_h5_err(LL_ERR_IO, "writing %s of %s", e->name, tmp);
     }
     /* every switch, so a result file says how it was made */
     if (!st) st = ll_h5_attr_str(f, "experiment", o->exp);
@@ -742,11 +761,14 @@ int ll_cli_icl_e7(int argc, char **argv) {
     t.col[nc++] = "rest";
     t.n_cols = nc;
     double *var = malloc((size_t)(C ? C : 1) * sizeof *var), *row = malloc((size_t)nc * sizeof *row);
-    if (!st && (!var || !row)) st = ll_err(LL_ERR_NOMEM, "e7");
+    /* axes for the HDF5 file: pca_axes [L][C][d], dpca_axes [L][factor][C][d], dpca_axis_var [L][factor][C] */
+    double *pax = malloc((size_t)L * C * d * sizeof *pax), *dax = malloc((size_t)L * NF * C * d * sizeof *dax);
+    double *dav = malloc((size_t)L * NF * C * sizeof *dav);
+    if (!st && (!var || !row || !pax || !dax || !dav)) st = ll_err(LL_ERR_NOMEM, "e7: axes of %d layers", L);
     for (int l = 0; !st && l < L; l++) {
         const float *Xl = X + (size_t)l * rows * d;
         double tot;
-        if ((st = ll_icl_pca(Xl, rows, d, C, NULL, var, &tot))) break;
+        if ((st = ll_icl_pca(Xl, rows, d, C, pax + (size_t)l * C * d, var, &tot))) break;
         ll_icl_dpca dp;
         if ((st = ll_icl_dpca_fit(Xl, rows, d, lev, NF, n_lev, C, &dp))) break;
         int c = 0;
@@ -756,15 +778,21 @@ int ll_cli_icl_e7(int argc, char **argv) {
         for (int f = 0; f < NF; f++) row[c++] = dp.total > 0 ? dp.var[f] / dp.total : NAN;
         for (int f = 0; f < NF; f++) row[c++] = dp.explained[(size_t)f * C];
         row[c++] = dp.total > 0 ? dp.rest / dp.total : NAN;
+        memcpy(dax + (size_t)l * NF * C * d, dp.axes, (size_t)NF * C * d * sizeof *dax);
+        memcpy(dav + (size_t)l * NF * C, dp.axis_var, (size_t)NF * C * sizeof *dav);
         ll_icl_dpca_free(&dp);
         if (ll_table_row(&t, -1, row)) st = ll_err(LL_ERR_NOMEM, "e7 table");
     }
     if (!st) {
         char nl[128];
         snprintf(nl, sizeof nl, "rule %d, label %d, input %d, slot %d", n_lev[0], n_lev[1], n_lev[2], n_lev[3]);
+        t.extra[0] = (ll_extra){"pca_axes", 3, {(hsize_t)L, (hsize_t)C, (hsize_t)d}, pax};
+        t.extra[1] = (ll_extra){"dpca_axes", 4, {(hsize_t)L, NF, (hsize_t)C, (hsize_t)d}, dax};
+        t.extra[2] = (ll_extra){"dpca_axis_var", 3, {(hsize_t)L, NF, (hsize_t)C}, dav};
+        t.n_extra = 3;
         const char *xk[] = {"hook", "factor_levels", "pca", "dpca"};
         const char *xv[] = {o.hook_s, nl, "covariance (divisor n-1) of all local vectors; pcN = variance fraction",
-                            "marginalisation per factor (divisor n): var_F = variance of F-marginalised means / "
+                            "factors rule, label, input, slot (dpca_axes order); marginalisation per factor (divisor n): var_F = variance of F-marginalised means / "
                             "total; ax1_F = fraction of the total variance along F's first marginal axis; rest = "
                             "1 - sum (interactions and noise when the design is balanced)"};
         rc = ll_finish(&o, &run, &t, xk, xv, 4);
@@ -773,7 +801,7 @@ int ll_cli_icl_e7(int argc, char **argv) {
     }
     for (int i = 0; i < rows && lab_names; i++) free(lab_names[i]);
     for (int i = 0; i < rows && in_names; i++) free(in_names[i]);
-    free(lab_names), free(in_names), free(var), free(row);
+    free(lab_names), free(in_names), free(var), free(row), free(pax), free(dax), free(dav);
     free(vec), free(X), free(lev);
     free(t.v), free(t.task);
     ll_ia_free(&run, o.n_tasks);
