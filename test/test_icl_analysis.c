@@ -418,3 +418,64 @@ Test(icl_analysis, saliency_refuses_other_models) {
         ll_model_free(m);
     }
 }
+
+/* ---- the command line --------------------------------------------------------------- */
+
+#include <hdf5.h>
+#include <sys/stat.h>
+
+#include "store/ll_h5.h"
+
+#define BIN "build/layerlab"
+
+/* layerlab icl e4 on the toy model: CSV rows, HDF5 columns, switches and `complete`,
+ * no temporary files left, a bad option refused with usage status 2. */
+Test(icl_analysis, cli_e4_outputs) {
+    struct stat sb;
+    if (stat(BIN, &sb)) cr_skip_test("%s is not built (make builds it)", BIN);
+    char dir[] = "/tmp/ll_icl_cliXXXXXX", cmd[1024], path[256];
+    cr_assert(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd,
+             BIN " icl e4 " TOY " --task toy:color --task toy:animal --k 3 --n 4 --window 2 --stride 2 --mode later "
+                 "--control --threads 1 --no-plot --out %s >/dev/null 2>&1",
+             dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/e4.csv", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", path);
+    char line[1024];
+    int rows = 0;
+    cr_assert(fgets(line, sizeof line, f) && !strncmp(line, "task,layer_lo,layer_hi,acc,", 27), "header: %s", line);
+    while (fgets(line, sizeof line, f)) rows++;
+    fclose(f);
+    cr_assert_eq(rows, 2 * (1 + 2), "2 tasks x (baseline + 2 windows of 2 layers, stride 2)");
+    snprintf(path, sizeof path, "%s/e4.h5", dir);
+    ll_h5_quiet();
+    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(h >= 0, "cannot open %s", path);
+    bool complete = false;
+    char *mode = NULL, *control = NULL;
+    int64_t k = 0;
+    cr_assert_eq(ll_h5_get_bool(h, "complete", &complete), LL_OK);
+    cr_assert_eq(ll_h5_get_str(h, "mode", &mode), LL_OK);
+    cr_assert_eq(ll_h5_get_str(h, "control", &control), LL_OK);
+    cr_assert_eq(ll_h5_get_i64(h, "k", &k), LL_OK);
+    cr_assert(complete && !strcmp(mode, "later") && strstr(control, "random") && k == 3, "%d %s %s %lld", complete,
+              mode, control, (long long)k);
+    hid_t ds = H5Dopen2(h, "acc_drop", H5P_DEFAULT);
+    cr_assert(ds >= 0);
+    cr_assert_eq(ll_h5_extent(ds, 0), 6);
+    H5Dclose(ds);
+    H5Fclose(h);
+    free(mode), free(control);
+    snprintf(path, sizeof path, "%s/e4.h5.tmp", dir);
+    cr_assert(stat(path, &sb) != 0, "temporary file left behind");
+    snprintf(cmd, sizeof cmd, BIN " icl e4 " TOY " --task toy:color --window 0 >/dev/null 2>&1");
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "--window 0 gives exit %d", WEXITSTATUS(rc));
+    snprintf(cmd, sizeof cmd, BIN " icl e6 " TOY " --task toy:color --bogus >/dev/null 2>&1");
+    rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "an unknown option gives exit %d", WEXITSTATUS(rc));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}

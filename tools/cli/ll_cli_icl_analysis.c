@@ -171,6 +171,19 @@ static int ll_ia_parse(int argc, char **argv, const char *exp, ll_ia_opts *o) {
             continue;
         }
         if (a[0] == '-' && a[1] == '-') {
+            /* options that take a value: common ones, then the experiment's own */
+            static const char *const common[] = {"--task", "--k", "--n", "--batch", "--seed", "--task-seed", "--template",
+                                                 "--label-pos", "--bos", "--data-root", "--words", "--out", NULL};
+            static const char *const own[4][4] = {
+                {"--mode", "--window", "--stride", NULL}, {NULL}, {"--hook", NULL}, {"--hook", "--components", NULL}};
+            bool known = false;
+            for (int c = 0; common[c] && !known; c++) known = !strcmp(a, common[c]);
+            for (int c = 0; own[ei][c] && !known; c++) known = !strcmp(a, own[ei][c]);
+            if (!known) {
+                fprintf(stderr, "layerlab: error: icl %s: unknown option '%s'\n\n", exp, a);
+                fprintf(stderr, usage_fmt, exp, exp, exp_help[ei]);
+                return LL_EXIT_USAGE;
+            }
             if (i + 1 >= argc) return ll_cli_fail("%s needs a value", a);
             const char *v = argv[++i];
             int bad = 0;
