@@ -573,7 +573,7 @@ int ll_cli_icl_e5(int argc, char **argv) {
         }
     }
     ll_hooks *h = NULL;
-    if (!sum || (st = ll_hooks_new(&h, L))) st = st ? st : ll_err(LL_ERR_NOMEM, "e5");
+    if (!sum || !ssum || (st = ll_hooks_new(&h, L))) st = st ? st : ll_err(LL_ERR_NOMEM, "e5");
     ll_progress pg;
     ll_progress_init(&pg, "icl e5", "prompts", (int64_t)o.n_tasks * o.n, 0);
     int done = 0;
