@@ -196,3 +196,225 @@ Test(icl_patch, bad_variants_are_errors) {
     cr_assert(strstr(ll_last_error(), "layer 7"), "%s", ll_last_error());
     ll_model_free(m);
 }
+
+/* ---- experiments -------------------------------------------------------------------- */
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "icl/ll_icl_exp.h"
+#include "store/ll_h5.h"
+
+/* Positions, dummies and the sweep together: patching the clean prompt's block-0 input
+ * (the token embedding, plus the position embedding on GPT-2) at every label token of
+ * the dummy prompt must give exactly the logits of the dummy prompt with those label
+ * tokens put back as ids. */
+static void ll_label_restore_case(const char *model, const char *task_spec, const char *tmpl) {
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, model, NULL), LL_OK, "%s", ll_last_error());
+    ll_tokenizer *t;
+    cr_assert_eq(ll_tokenizer_for_model(&t, model, NULL, m->cfg.vocab_size), LL_OK, "%s", ll_last_error());
+    ll_icl_task *task;
+    ll_icl_task_opts to = {.words = "toy", .seed = 3};
+    cr_assert_eq(ll_icl_task_load(task_spec, &to, &task), LL_OK, "%s", ll_last_error());
+    ll_icl_template tp;
+    cr_assert_eq(ll_icl_template_get(tmpl, &tp), LL_OK);
+    int k = 5, d = m->cfg.d_model, V = m->cfg.vocab_size, L = m->cfg.n_layers;
+    ll_icl_item it[6];
+    /* open tasks: the items with the longest labels, so that labels take several tokens */
+    int pick[6] = {0, 3, 6, 9, 12, 15};
+    if (!task->classification)
+        for (int i = 0; i <= k; i++) {
+            int best = -1;
+            for (int j = 0; j < task->n; j++) {
+                bool used = false;
+                for (int q = 0; q < i; q++) used |= pick[q] == j;
+                if (!used && (best < 0 || strlen(task->output[j]) > strlen(task->output[best]))) best = j;
+            }
+            pick[i] = best;
+        }
+    for (int i = 0; i <= k; i++) it[i] = (ll_icl_item){task->input[pick[i]], task->output[pick[i]]};
+    ll_icl_prompt p;
+    cr_assert_eq(ll_icl_prompt_build(t, &tp, it, k, &it[k], NULL, &p), LL_OK, "%s", ll_last_error());
+    int32_t *dummy = malloc((size_t)p.n * sizeof *dummy), *restored = malloc((size_t)p.n * sizeof *restored);
+    static const char *const fw[] = {" x", "x", NULL};
+    int32_t fill = ll_icl_filler_token(t, fw);
+    ll_icl_dummy_ids(&p, fill, fill, NULL, 0, 0, dummy);
+    memcpy(restored, dummy, (size_t)p.n * sizeof *restored);
+    int pos[64], np = 0;
+    for (int i = 0; i < k; i++)
+        for (int j = p.demo[i].lab_lo; j <= p.demo[i].lab_hi; j++) {
+            pos[np++] = j;
+            restored[j] = p.ids[j];
+        }
+    cr_assert(memcmp(dummy, p.ids, (size_t)p.n * sizeof *dummy), "the dummy equals the prompt");
+    float *clean = malloc((size_t)L * np * d * sizeof *clean), *lg = malloc(2 * (size_t)V * sizeof *lg);
+    const int32_t *ids[1] = {p.ids};
+    const int *pp[1] = {pos};
+    cr_assert_eq(ll_icl_record(m, 1, ids, &p.n, pp, &np, LL_HOOK_RESID_PRE, clean, NULL), LL_OK, "%s", ll_last_error());
+    ll_icl_variant v = {.layer = 0, .n_pos = np, .pos = pos, .src = clean, .op = LL_PATCH_REPLACE};
+    ll_icl_patch_report rep;
+    cr_assert_eq(ll_icl_sweep(m, dummy, p.n, &v, 1, NULL, lg, &rep, NULL), LL_OK, "%s", ll_last_error());
+    const int32_t *rid[1] = {restored};
+    cr_assert_eq(ll_icl_logits(m, 1, rid, &p.n, lg + V), LL_OK);
+    double e = ll_test_rel_err(lg, lg + V, (size_t)V);
+    cr_log_info("icl label restore %s / %s / %s: %d label tokens, L2 change %.3g, logit error %.3g", model, task_spec,
+                tmpl, np, rep.l2_change, e);
+    cr_assert_lt(e, 1e-5, "%s: patching label embeddings != restoring label ids (%g)", model, e);
+    cr_assert(!rep.noop);
+    if (!task->classification && strstr(model, "gpt2")) cr_assert_gt(np, k, "expected multi-token labels");
+    free(dummy);
+    free(restored);
+    free(clean);
+    free(lg);
+    ll_icl_prompt_free(&p);
+    ll_icl_task_free(task);
+    ll_tokenizer_free(t);
+    ll_model_free(m);
+}
+
+Test(icl_exp, label_positions_restore_labels) {
+    ll_label_restore_case("data/models/toy-llama", "toy:color", "default");
+    ll_label_restore_case("data/models/toy-llama", "gen:length", "default");
+    char p[4096];
+    if (!ll_test_asset(p, sizeof p, "tiny-gpt2")) cr_skip_test("../shared/assets/tiny-gpt2 not found");
+    /* GPT-2 BPE: multi-token labels and inputs; every template */
+    for (const char *const *n = ll_icl_template_names(); *n; n++) ll_label_restore_case(p, "gen:first-letter", *n);
+    /* multi-token labels (and inputs) */
+    const char *js = "{\"Sri Lanka\": \"Sri Jayawardenepura Kotte\", \"Burkina Faso\": \"Ouagadougou\", "
+                     "\"Tonga\": \"Nuku'alofa\", \"Micronesia\": \"Palikir\", \"Bhutan\": \"Thimphu\", "
+                     "\"Eswatini\": \"Mbabane\"}";
+    char jp[256];
+    cr_assert_eq(ll_test_write_tmp(jp, sizeof jp, js, strlen(js), ".json"), 0);
+    ll_label_restore_case(p, jp, "todd");
+    ll_label_restore_case(p, jp, "hendel");
+    remove(jp);
+}
+
+static ll_icl_exp ll_toy_exp(ll_model **m, ll_tokenizer **t, ll_icl_task **task, const char *spec) {
+    cr_assert_eq(ll_model_load(m, "data/models/toy-llama", NULL), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_tokenizer_for_model(t, "data/models/toy-llama", NULL, 0), LL_OK, "%s", ll_last_error());
+    ll_icl_task_opts to = {.words = "toy", .seed = 1};
+    cr_assert_eq(ll_icl_task_load(spec, &to, task), LL_OK, "%s", ll_last_error());
+    ll_icl_exp e = {.m = *m, .tok = *t, .task = *task, .seed = 9, .self_check = true, .full_vocab = true};
+    cr_assert_eq(ll_icl_template_get("default", &e.tp), LL_OK);
+    cr_assert_eq(ll_icl_exp_init(&e), LL_OK, "%s", ll_last_error());
+    return e;
+}
+
+/* E1-E3 on the toy model's color table, which it solves from one demonstration (its model
+ * card: 100%) but not from none (27%). */
+Test(icl_exp, toy_mapping_e1_e2_e3) {
+    ll_model *m;
+    ll_tokenizer *t;
+    ll_icl_task *task;
+    ll_icl_exp e = ll_toy_exp(&m, &t, &task, "toy:color");
+    int ks[3] = {0, 1, 4};
+    ll_icl_e1_result r1, r1b;
+    cr_assert_eq(ll_icl_e1(&e, ks, 3, 40, &r1), LL_OK, "%s", ll_last_error());
+    cr_log_info("icl e1 toy:color full vocab: k=0 %.3f, k=1 %.3f, k=4 %.3f", r1.acc[0], r1.acc[1], r1.acc[2]);
+    cr_assert_lt(r1.acc[0], 0.6);
+    cr_assert_geq(r1.acc[1], 0.9);
+    cr_assert_geq(r1.acc[2], 0.9);
+    cr_assert_eq(ll_icl_e1(&e, ks, 3, 40, &r1b), LL_OK);
+    cr_assert_arr_eq(r1.acc, r1b.acc, 3 * sizeof(double), "same seed, same episodes");
+    ll_icl_e1_free(&r1);
+    ll_icl_e1_free(&r1b);
+
+    ll_icl_layer_result r2;
+    ll_icl_e2_opts o2 = {.k = 4, .n_test = 20, .n_src = 20};
+    cr_assert_eq(ll_icl_e2(&e, &o2, &r2), LL_OK, "%s", ll_last_error());
+    cr_assert_lt(e.self_check_diff, 1e-5, "self-check %g", e.self_check_diff);
+    cr_assert_eq(r2.n, 20);
+    cr_assert_geq(r2.acc_icl, 0.9);
+    /* Block 0's input at the query position is the embedding of "->" in every prompt, so
+     * the mean vector equals it and every layer-0 patch changes nothing -- and says so. */
+    cr_assert_eq(r2.n_noop[0], 20, "layer-0 patches flagged as no-ops: %d of 20", r2.n_noop[0]);
+    cr_assert_float_eq(r2.acc[0], r2.acc_base, 1e-12);
+    for (int l = 1; l < r2.n_layers; l++) cr_assert_eq(r2.n_noop[l], 0);
+    /* dev prompts choose the layer without changing the test prompts */
+    ll_icl_layer_result r2d;
+    ll_icl_e2_opts o2d = o2;
+    o2d.n_dev = 8;
+    cr_assert_eq(ll_icl_e2(&e, &o2d, &r2d), LL_OK, "%s", ll_last_error());
+    cr_assert_arr_eq(r2d.acc, r2.acc, (size_t)r2.n_layers * sizeof(double));
+    cr_assert_eq(r2d.n_dev, 8);
+    for (int l = 0; l < r2d.n_layers; l++) cr_assert_leq(r2d.acc_dev[l], r2d.acc_dev[r2d.best_layer_dev]);
+    cr_assert_float_eq(r2d.acc_at_best_dev, r2.acc[r2d.best_layer_dev], 1e-12);
+    ll_icl_layer_result_free(&r2d);
+    ll_icl_layer_result_free(&r2);
+
+    ll_icl_layer_result r3;
+    ll_icl_e3_opts o3 = {.k = 4, .n_test = 20};
+    cr_assert_eq(ll_icl_e3(&e, &o3, &r3), LL_OK, "%s", ll_last_error());
+    cr_log_info("icl e3 toy:color: dummy %.2f, clean %.2f, per layer %.2f %.2f %.2f %.2f", r3.acc_base, r3.acc_icl,
+                r3.acc[0], r3.acc[1], r3.acc[2], r3.acc[3]);
+    /* at block 0 the label positions hold the label embeddings: patching them back makes the
+     * dummy prompt a prompt with the true labels and filler inputs, which names the table */
+    cr_assert_geq(r3.acc[0], 0.9);
+    cr_assert_lt(r3.acc_base, 0.5);
+    ll_icl_layer_result_free(&r3);
+    for (int mode = 1; mode < 3; mode++) {
+        ll_icl_e3_opts o = {.k = 4, .n_test = 10, .n_src = 10, .mode = (ll_icl_local_mode)mode, .op = LL_PATCH_ADD};
+        cr_assert_eq(ll_icl_e3(&e, &o, &r3), LL_OK, "%s", ll_last_error());
+        ll_icl_layer_result_free(&r3);
+    }
+    ll_icl_e2_opts o2b = {.k = 4, .n_test = 10, .vec = LL_ICL_VEC_PER_PROMPT, .base = LL_ICL_BASE_DUMMY};
+    cr_assert_eq(ll_icl_e2(&e, &o2b, &r2), LL_OK, "%s", ll_last_error());
+    ll_icl_layer_result_free(&r2);
+    ll_icl_exp_free(&e);
+    ll_icl_task_free(task);
+    ll_tokenizer_free(t);
+    ll_model_free(m);
+}
+
+/* The CLI writes complete HDF5 files with the switches, CSVs with one row per layer. */
+Test(icl_exp, cli_outputs_record_switches) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    char dir[] = "/tmp/ll_icl_cli_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 build/layerlab icl e2 data/models/toy-llama --task toy:animal --n 6 --n-src 6 --k 3 "
+             "--vector per-prompt --base dummy --op add --threads 1 --device cpu --out %s > %s/log 2>&1",
+             dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/e2.h5", dir);
+    ll_h5_quiet();
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0, "%s missing", p);
+    bool complete = false;
+    cr_assert_eq(ll_h5_get_bool(f, "complete", &complete), LL_OK);
+    cr_assert(complete);
+    const char *want[][2] = {{"vector", "per-prompt"}, {"base", "dummy"}, {"op", "add"}, {"template", "default"},
+                             {"task", "toy:animal"}, {"answer", "label-words"}, {"dummy", "filler"}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        char *v;
+        cr_assert_eq(ll_h5_get_str(f, want[i][0], &v), LL_OK, "attribute %s", want[i][0]);
+        cr_assert_str_eq(v, want[i][1], "attribute %s", want[i][0]);
+        free(v);
+    }
+    int64_t k;
+    cr_assert_eq(ll_h5_get_i64(f, "k", &k), LL_OK);
+    cr_assert_eq(k, 3);
+    H5Fclose(f);
+    snprintf(p, sizeof p, "%s/e2.csv", dir);
+    FILE *c = fopen(p, "r");
+    cr_assert(c);
+    int lines = 0;
+    char buf[512];
+    while (fgets(buf, sizeof buf, c)) lines++;
+    fclose(c);
+    cr_assert_eq(lines, 1 + 4, "header + 4 layers, found %d lines", lines);
+    /* a bad switch is a usage error naming it, and leaves no result file */
+    snprintf(cmd, sizeof cmd,
+             "build/layerlab icl e3 data/models/toy-llama --task toy:animal --local nonsense --out %s/bad > %s/log2 2>&1",
+             dir, dir);
+    cr_assert_neq(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/bad/e3.h5", dir);
+    cr_assert(access(p, F_OK), "a failed run left %s", p);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -9,7 +9,7 @@
 #include "../core/ll_alloc.h"
 
 /* Independent random streams: test prompts, source prompts, dummy queries, dummies. */
-enum { LL_S_E1 = 1, LL_S_TEST, LL_S_SRC, LL_S_DQ, LL_S_DUMMY };
+enum { LL_S_E1 = 1, LL_S_TEST, LL_S_SRC, LL_S_DQ, LL_S_DUMMY, LL_S_DEV };
 
 static uint64_t ll_stream(uint64_t seed, uint64_t stream, uint64_t i) {
     uint64_t s = seed * 0xD1B54A32D192ED03ull ^ stream * 0x9E3779B97F4A7C15ull ^ i * 0xC2B2AE3D27D4EB4Full;
@@ -141,6 +141,16 @@ static void ll_make_dummy(const ll_icl_exp *e, const ll_icl_prompt *p, uint64_t 
     ll_icl_dummy_ids(p, e->in_fill, e->lab_fill, e->pool, e->n_pool, rs, out);
 }
 
+ll_status ll_icl_exp_test_prompt(ll_icl_exp *e, int t, int k, int *demo_idx, int *q_idx, ll_icl_prompt *p) {
+    return ll_episode(e, ll_stream(e->seed, LL_S_TEST, (uint64_t)t), k, demo_idx, q_idx, p);
+}
+
+void ll_icl_exp_dummy(const ll_icl_exp *e, const ll_icl_prompt *p, int t, int32_t *out) {
+    ll_make_dummy(e, p, (uint64_t)t, out);
+}
+
+bool ll_icl_exp_correct(const ll_icl_exp *e, const float *logits, int32_t gold) { return ll_correct(e, logits, gold); }
+
 static void ll_tick(ll_icl_exp *e, int64_t done) {
     if (e->progress) ll_progress_update(e->progress, done, done, 0);
 }
@@ -198,6 +208,7 @@ done:
 /* ---- shared by E2 / E3 ---------------------------------------------------------- */
 
 void ll_icl_layer_result_free(ll_icl_layer_result *r) {
+    free(r->acc_dev);
     free(r->acc);
     free(r->l2_mean);
     free(r->n_noop);
@@ -212,6 +223,21 @@ static ll_status ll_layer_result_new(ll_icl_layer_result *r, int L) {
     r->n_noop = calloc((size_t)L, sizeof *r->n_noop);
     if (!r->acc || !r->l2_mean || !r->n_noop) return ll_err(LL_ERR_NOMEM, "ICL: no memory");
     return LL_OK;
+}
+
+static void ll_layer_result_finish(ll_icl_layer_result *r, int n_ok_base, int n_ok_icl);
+
+/* Fold the dev accumulators into r (takes dev's acc array). */
+static void ll_dev_finish(ll_icl_layer_result *r, ll_icl_layer_result *dev) {
+    if (!dev->n) return;
+    for (int l = 0; l < dev->n_layers; l++) dev->acc[l] /= dev->n;
+    r->n_dev = dev->n;
+    r->acc_dev = dev->acc;
+    dev->acc = NULL;
+    r->best_layer_dev = 0;
+    for (int l = 1; l < r->n_layers; l++)
+        if (r->acc_dev[l] > r->acc_dev[r->best_layer_dev]) r->best_layer_dev = l;
+    r->acc_at_best_dev = r->acc[r->best_layer_dev];
 }
 
 static void ll_layer_result_finish(ll_icl_layer_result *r, int n_ok_base, int n_ok_icl) {
@@ -340,17 +366,24 @@ ll_status ll_icl_e2(ll_icl_exp *e, const ll_icl_e2_opts *oin, ll_icl_layer_resul
     ll_status st = LL_OK;
     int ok_base = 0, ok_icl = 0;
     if (!vec || !rec || !lg || !dm || !it) st = ll_err(LL_ERR_NOMEM, "E2: no memory");
+    ll_icl_layer_result dev = {0};
+    if (!st && o.n_dev > 0) st = ll_layer_result_new(&dev, L);
     if (!st && o.vec != LL_ICL_VEC_PER_PROMPT) st = ll_e2_mean_vector(e, o.k, o.n_src, o.vec == LL_ICL_VEC_DATASET, vec);
-    for (int t = 0; t < o.n_test && !st; t++) {
+    int n_dev = o.n_dev > 0 ? o.n_dev : 0;
+    for (int tt = 0; tt < n_dev + o.n_test && !st; tt++) {
+        /* dev prompts first (their own stream), then the test prompts */
+        bool is_dev = tt < n_dev;
+        int t = is_dev ? tt : tt - n_dev;
+        ll_icl_layer_result *tgt = is_dev ? &dev : r;
         ll_icl_prompt icl = {0}, zero = {0}, dq[2] = {{0}};
         int q;
-        st = ll_episode(e, ll_stream(e->seed, LL_S_TEST, (uint64_t)t), o.k, dm, &q, &icl);
+        st = ll_episode(e, ll_stream(e->seed, is_dev ? LL_S_DEV : LL_S_TEST, (uint64_t)t), o.k, dm, &q, &icl);
         ll_icl_item qi = {e->task->input[q], e->task->output[q]};
         if (!st && o.base == LL_ICL_BASE_ZERO) st = ll_icl_prompt_build(e->tok, &e->tp, NULL, 0, &qi, &e->popts, &zero);
         if (!st && o.vec == LL_ICL_VEC_PER_PROMPT) {
             /* Hendel et al.: the same demonstrations with two other queries (dummy
              * queries); the vector is the mean of their last-position states. */
-            uint64_t rs = ll_stream(e->seed, LL_S_DQ, (uint64_t)t);
+            uint64_t rs = ll_stream(e->seed, LL_S_DQ, (is_dev ? 1ull << 32 : 0) + (uint64_t)t);
             int x[2];
             for (int a = 0; a < 2; a++)
                 for (;;) {
@@ -384,7 +417,7 @@ ll_status ll_icl_e2(ll_icl_exp *e, const ll_icl_e2_opts *oin, ll_icl_layer_resul
                 free(base);
                 base = malloc((size_t)icl.n * sizeof *base);
                 if (!base) st = ll_err(LL_ERR_NOMEM, "E2: no memory");
-                else ll_make_dummy(e, &icl, (uint64_t)t, base);
+                else ll_make_dummy(e, &icl, (is_dev ? 1ull << 32 : 0) + (uint64_t)t, base);
                 bids = base;
                 bn = icl.n;
             }
@@ -395,23 +428,27 @@ ll_status ll_icl_e2(ll_icl_exp *e, const ll_icl_e2_opts *oin, ll_icl_layer_resul
             const int32_t *ids[2] = {bids, icl.ids};
             int n[2] = {bn, icl.n};
             st = ll_icl_logits(e->m, 2, ids, n, lg);
-            if (!st) {
+            if (!st && !is_dev) {
                 ok_base += ll_correct(e, lg, gold);
                 ok_icl += ll_correct(e, lg + V, gold);
             }
         }
         if (!st) {
             int last = bn - 1;
-            st = ll_sweep_layers(e, bids, bn, &last, 1, vec, o.op, gold, r);
+            st = ll_sweep_layers(e, bids, bn, &last, 1, vec, o.op, gold, tgt);
         }
-        if (!st) r->n++;
+        if (!st) tgt->n++;
         ll_icl_prompt_free(&icl);
         ll_icl_prompt_free(&zero);
         ll_icl_prompt_free(&dq[0]);
         ll_icl_prompt_free(&dq[1]);
-        ll_tick(e, t + 1);
+        ll_tick(e, tt + 1);
     }
-    if (!st) ll_layer_result_finish(r, ok_base, ok_icl);
+    if (!st) {
+        ll_layer_result_finish(r, ok_base, ok_icl);
+        ll_dev_finish(r, &dev);
+    }
+    ll_icl_layer_result_free(&dev);
     free(vec);
     free(rec);
     free(lg);
@@ -517,10 +554,16 @@ ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *oin, ll_icl_layer_resul
         if (!slot || !cls || !cls_n) st = ll_err(LL_ERR_NOMEM, "E3: no memory");
         else st = ll_e3_means(e, k, o.n_src, o.label_pos, slot, cls, cls_n);
     }
-    for (int t = 0; t < o.n_test && !st; t++) {
+    ll_icl_layer_result dev = {0};
+    if (!st && o.n_dev > 0) st = ll_layer_result_new(&dev, L);
+    int n_dev = o.n_dev > 0 ? o.n_dev : 0;
+    for (int tt = 0; tt < n_dev + o.n_test && !st; tt++) {
+        bool is_dev = tt < n_dev;
+        int t = is_dev ? tt : tt - n_dev;
+        ll_icl_layer_result *tgt = is_dev ? &dev : r;
         ll_icl_prompt p = {0};
         int q;
-        st = ll_episode(e, ll_stream(e->seed, LL_S_TEST, (uint64_t)t), k, dm, &q, &p);
+        st = ll_episode(e, ll_stream(e->seed, is_dev ? LL_S_DEV : LL_S_TEST, (uint64_t)t), k, dm, &q, &p);
         if (st) break;
         if (!ll_label_positions(&p, o.label_pos, pos)) {
             ll_icl_prompt_free(&p);
@@ -533,7 +576,7 @@ ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *oin, ll_icl_layer_resul
             ll_icl_prompt_free(&p);
             break;
         }
-        ll_make_dummy(e, &p, (uint64_t)t, dummy);
+        ll_make_dummy(e, &p, (is_dev ? 1ull << 32 : 0) + (uint64_t)t, dummy);
         int32_t gold = p.answer[0];
         const int32_t *ids[2] = {dummy, p.ids};
         int n[2] = {p.n, p.n};
@@ -552,16 +595,22 @@ ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *oin, ll_icl_layer_resul
         }
         if (!st) st = ll_icl_logits(e->m, 2, ids, n, lg);
         if (!st) {
-            ok_base += ll_correct(e, lg, gold);
-            ok_icl += ll_correct(e, lg + V, gold);
-            st = ll_sweep_layers(e, dummy, p.n, pos, k, src, o.op, gold, r);
+            if (!is_dev) {
+                ok_base += ll_correct(e, lg, gold);
+                ok_icl += ll_correct(e, lg + V, gold);
+            }
+            st = ll_sweep_layers(e, dummy, p.n, pos, k, src, o.op, gold, tgt);
         }
-        if (!st) r->n++;
+        if (!st) tgt->n++;
         ll_icl_prompt_free(&p);
-        ll_tick(e, t + 1);
+        ll_tick(e, tt + 1);
     }
     if (!st && !r->n) st = ll_err(LL_ERR_ARG, "E3: no test prompt had every label position");
-    if (!st) ll_layer_result_finish(r, ok_base, ok_icl);
+    if (!st) {
+        ll_layer_result_finish(r, ok_base, ok_icl);
+        ll_dev_finish(r, &dev);
+    }
+    ll_icl_layer_result_free(&dev);
     free(slot);
     free(cls);
     free(cls_n);

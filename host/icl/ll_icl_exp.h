@@ -55,6 +55,14 @@ typedef struct {
 ll_status ll_icl_exp_init(ll_icl_exp *e);
 void ll_icl_exp_free(ll_icl_exp *e);
 
+/* The prompts E2/E3 test on, for other experiments to share: test prompt t of the seed
+ * (k demonstrations + a query; demo_idx [k] and q_idx optional), and its dummy copy
+ * (out: [p->n]) as E2 (dummy base) / E3 build it. */
+ll_status ll_icl_exp_test_prompt(ll_icl_exp *e, int t, int k, int *demo_idx, int *q_idx, ll_icl_prompt *p);
+void ll_icl_exp_dummy(const ll_icl_exp *e, const ll_icl_prompt *p, int t, int32_t *out);
+/* Whether last-position logits predict gold under e's answer rule. */
+bool ll_icl_exp_correct(const ll_icl_exp *e, const float *logits, int32_t gold);
+
 /* ---- E1 ---- */
 typedef struct {
     int n_k;
@@ -79,6 +87,7 @@ typedef struct {
     ll_icl_vec_mode vec;
     ll_icl_base base;
     ll_patch_op op;  /* LL_PATCH_REPLACE (default) or LL_PATCH_ADD */
+    int n_dev;      /* dev prompts (another random stream) to choose the layer on; 0: none */
 } ll_icl_e2_opts;
 
 /* Per-layer results shared by E2 and E3. */
@@ -91,6 +100,11 @@ typedef struct {
     double acc_icl;   /* the clean few-shot prompt */
     int n;            /* test prompts scored */
     int best_layer;   /* argmax of acc */
+    /* with n_dev > 0: the layer is chosen on dev prompts, as Hendel et al. do */
+    int n_dev;
+    double *acc_dev;        /* [L] dev accuracy, NULL without dev prompts */
+    int best_layer_dev;     /* argmax of acc_dev */
+    double acc_at_best_dev; /* test accuracy at best_layer_dev */
 } ll_icl_layer_result;
 void ll_icl_layer_result_free(ll_icl_layer_result *r);
 
@@ -108,6 +122,7 @@ typedef struct {
     ll_icl_local_mode mode;
     ll_icl_label_pos label_pos;
     ll_patch_op op;
+    int n_dev;      /* as in E2 */
 } ll_icl_e3_opts;
 
 ll_status ll_icl_e3(ll_icl_exp *e, const ll_icl_e3_opts *o, ll_icl_layer_result *r);

@@ -425,6 +425,9 @@ static ll_status ll_run_all(ll_model *m, int n_prompts, const int32_t *const *id
 ll_status ll_icl_record(ll_model *m, int n_prompts, const int32_t *const *ids, const int *n, const int *const *pos,
                         const int *n_pos, ll_hook_point point, float *out, float *logits) {
     if (!out) return ll_err(LL_ERR_ARG, "ICL record: no output buffer");
+    if (point != LL_HOOK_RESID_PRE && point != LL_HOOK_RESID_MID && point != LL_HOOK_RESID_POST &&
+        point != LL_HOOK_ATTN_OUT && point != LL_HOOK_MLP_OUT)
+        return ll_err(LL_ERR_ARG, "ICL record: hook %s is not a d_model-wide site", ll_hook_name(point));
     return ll_run_all(m, n_prompts, ids, n, pos, n_pos, point, out, logits);
 }
 

@@ -16,12 +16,13 @@
 #include "ll_cli.h"
 
 static const char usage[] =
-    "usage: layerlab icl sweep-bench MODEL --task T [--k K] [--n N] [--seed S] [--template T] [--json FILE]\n"
+    "usage: layerlab icl sweep-bench MODEL --task T [--k K] [--n N] [--seed S] [--template T] [--words W]\n"
+    "       [--max-batch N] [--json FILE]\n"
     "  every (layer, position) from the first label position to the end, one replace patch each,\n"
     "  clean states into the dummy-demonstration prompt; timed resume / batched+cache / batched / naive\n";
 
 int ll_cli_icl_sweep_bench(int argc, char **argv) {
-    const char *model = NULL, *task_s = NULL, *json = NULL, *tmpl = NULL;
+    const char *model = NULL, *task_s = NULL, *json = NULL, *tmpl = NULL, *words = NULL;
     int k = 4, n_prompts = 4, max_batch = 0;
     long long seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -34,6 +35,7 @@ int ll_cli_icl_sweep_bench(int argc, char **argv) {
         if (!strcmp(argv[i], "--task") && has) task_s = argv[++i];
         else if (!strcmp(argv[i], "--json") && has) json = argv[++i];
         else if (!strcmp(argv[i], "--template") && has) tmpl = argv[++i];
+        else if (!strcmp(argv[i], "--words") && has) words = argv[++i];
         else if (!strcmp(argv[i], "--k") && has) k = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--n") && has) n_prompts = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max-batch") && has) max_batch = atoi(argv[++i]);
@@ -49,7 +51,7 @@ int ll_cli_icl_sweep_bench(int argc, char **argv) {
     ll_model *m = NULL;
     ll_tokenizer *tok = NULL;
     ll_icl_exp e = {.seed = (uint64_t)seed};
-    ll_icl_task_opts to = {.seed = (uint64_t)seed, .words = "toy"};
+    ll_icl_task_opts to = {.seed = (uint64_t)seed, .words = words};
     ll_status s = ll_icl_task_load(task_s, &to, &task);
     if (!s) s = ll_icl_template_get(tmpl ? tmpl : task->template_hint, &e.tp);
     if (!s) s = ll_cli_load_for_run(model, &m);

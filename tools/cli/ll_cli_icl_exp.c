@@ -23,6 +23,7 @@ static const char usage_fmt[] =
     "                    e2: demonstrations of the source prompts (default 5); e3: demonstrations (default 8)\n"
     "  --n N             prompts per point (e1, default 50) / test prompts (e2, e3, default 50)\n"
     "  --n-src N         source prompts averaged into the vectors (e2 mean, e3 slot/class; default 50)\n"
+    "  --n-dev N         e2, e3: dev prompts (another stream) to choose the best layer on (default 0: none)\n"
     "  --seed S          episodes and generated tasks (default 1)\n"
     "  --out DIR         output directory (default icl-out)\n"
     "  --bos auto|yes|no BOS token (auto: as the tokenizer does)\n"
@@ -37,6 +38,7 @@ static const char usage_fmt[] =
     "  --label-pos first|last|separator   e3: the label position (default first)\n"
     "  --self-check      patch clean states into the clean prompt first and require unchanged logits\n"
     "  --naive           one forward per patched variant (no batching, no prefix reuse)\n"
+    "  --no-resume       every patched variant runs every block (shared prefix from the KV cache only)\n"
     "  --no-prefix-cache batch variants but recompute the shared prefix\n"
     "  --max-batch N     patched variants per forward (default 64)\n"
     "  --data-root DIR   where bundled data sets live (default ../shared/assets)\n"
@@ -49,9 +51,9 @@ static const char usage_fmt[] =
 
 typedef struct {
     const char *exp, *model, *task, *template_s, *k_s, *out, *bos, *dummy, *op, *point, *vec, *base, *local, *lpos;
-    int n, n_src;
+    int n, n_src, n_dev;
     long long seed;
-    bool full_vocab, self_check, naive, no_prefix, quiet;
+    bool full_vocab, self_check, naive, no_prefix, no_resume, quiet;
     int max_batch;
     ll_icl_task_opts topts;
 } ll_icl_args;
@@ -106,7 +108,7 @@ static int ll_parse(int argc, char **argv, ll_icl_args *a) {
         STR("--dummy", dummy) STR("--op", op) STR("--point", point) STR("--vector", vec) STR("--base", base)
         STR("--local", local) STR("--label-pos", lpos) STR("--data-root", topts.data_root) STR("--split", topts.split)
         STR("--words", topts.words) STR("--labels", topts.labels)
-        INT("--n", n, 1) INT("--n-src", n_src, 1) INT("--max-batch", max_batch, 1) INT("--n-gen", topts.n_gen, 2)
+        INT("--n", n, 1) INT("--n-src", n_src, 1) INT("--n-dev", n_dev, 0) INT("--max-batch", max_batch, 1) INT("--n-gen", topts.n_gen, 2)
         INT("--max-items", topts.max_items, 2)
         if (!strcmp(o, "--seed") && has) {
             char *end;
@@ -118,6 +120,7 @@ static int ll_parse(int argc, char **argv, ll_icl_args *a) {
         else if (!strcmp(o, "--self-check")) a->self_check = true;
         else if (!strcmp(o, "--naive")) a->naive = true;
         else if (!strcmp(o, "--no-prefix-cache")) a->no_prefix = true;
+        else if (!strcmp(o, "--no-resume")) a->no_resume = true;
         else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             printf(usage_fmt, a->exp);
             return -1;
@@ -217,7 +220,10 @@ static ll_status ll_common_attrs(ll_icl_out *o, const ll_run_info *ri) {
     LL_TRY(ll_icl_out_attr_i64(o, "n_label_tokens", e->n_cand));
     LL_TRY(ll_icl_out_attr_str(o, "dummy", ll_icl_dummy_name(e->dummy)));
     LL_TRY(ll_icl_out_attr_str(o, "point", ll_hook_name(e->sweep.point)));
-    LL_TRY(ll_icl_out_attr_str(o, "sweep", e->sweep.naive ? "naive" : e->sweep.no_prefix_cache ? "batched" : "batched+prefix-cache"));
+    LL_TRY(ll_icl_out_attr_str(o, "sweep", e->sweep.naive             ? "naive"
+                                        : e->sweep.no_prefix_cache ? "batched"
+                                        : e->sweep.no_resume       ? "batched+prefix-cache"
+                                                                   : "resume"));
     LL_TRY(ll_icl_out_attr_i64(o, "max_batch", e->sweep.max_batch > 0 ? e->sweep.max_batch : 64));
     LL_TRY(ll_icl_out_attr_f64(o, "self_check_max_rel_diff", e->self_check_diff));
     LL_TRY(ll_icl_out_attr_i64(o, "straddling_prompts", e->n_straddle_prompts));
@@ -255,7 +261,8 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
     e.seed = (uint64_t)a.seed;
     e.full_vocab = a.full_vocab;
     e.self_check = a.self_check;
-    e.sweep = (ll_icl_sweep_opts){.max_batch = a.max_batch, .naive = a.naive, .no_prefix_cache = a.no_prefix};
+    e.sweep = (ll_icl_sweep_opts){.max_batch = a.max_batch, .naive = a.naive, .no_prefix_cache = a.no_prefix,
+                                  .no_resume = a.no_resume};
     if (a.bos && (s = ll_icl_bos_parse(a.bos, &e.popts.bos))) goto fail;
     if (a.dummy && (s = ll_icl_dummy_parse(a.dummy, &e.dummy))) goto fail;
     ll_patch_op op = LL_PATCH_REPLACE;
@@ -333,7 +340,7 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         int n = a.n ? a.n : 50;
         ll_progress_init(&prog, exp, "prompts", n, 0);
         if (!strcmp(exp, "e2")) {
-            ll_icl_e2_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op};
+            ll_icl_e2_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op, .n_dev = a.n_dev};
             if (a.vec && (s = ll_icl_vec_mode_parse(a.vec, &eo.vec))) goto fail;
             if (a.base && (s = ll_icl_base_parse(a.base, &eo.base))) goto fail;
             if ((s = ll_icl_e2(&e, &eo, &r))) goto fail;
@@ -345,7 +352,7 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
                 if (!s) s = ll_icl_out_attr_i64(o, "n_src", eo.vec == LL_ICL_VEC_PER_PROMPT ? 2 : eo.vec == LL_ICL_VEC_DATASET ? (task->n < 1000 ? task->n : 1000) : (a.n_src ? a.n_src : 50));
             }
         } else {
-            ll_icl_e3_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op};
+            ll_icl_e3_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op, .n_dev = a.n_dev};
             if (a.local && (s = ll_icl_local_mode_parse(a.local, &eo.mode))) goto fail;
             if (a.lpos && (s = ll_icl_label_pos_parse(a.lpos, &eo.label_pos))) goto fail;
             if ((s = ll_icl_e3(&e, &eo, &r))) goto fail;
@@ -363,6 +370,10 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         if (!s) s = ll_icl_out_attr_f64(o, "accuracy_base", r.acc_base);
         if (!s) s = ll_icl_out_attr_f64(o, "accuracy_icl", r.acc_icl);
         if (!s) s = ll_icl_out_attr_i64(o, "best_layer", r.best_layer);
+        if (!s) s = ll_icl_out_attr_i64(o, "n_dev", r.n_dev);
+        if (!s && r.n_dev) s = ll_icl_out_attr_i64(o, "best_layer_dev", r.best_layer_dev);
+        if (!s && r.n_dev) s = ll_icl_out_attr_f64(o, "accuracy_at_best_dev_layer", r.acc_at_best_dev);
+        if (!s && r.n_dev) s = ll_icl_out_f64(o, "accuracy_dev", r.acc_dev, r.n_layers);
         if (!s) s = ll_icl_out_attr_i64(o, "forwards", e.stats.forwards);
         if (!s) s = ll_icl_out_attr_i64(o, "token_rows", e.stats.rows);
         int *layers = malloc((size_t)r.n_layers * sizeof *layers);
@@ -378,13 +389,19 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         for (int l = 0; l < r.n_layers; l++)
             printf("%-6d %-9.3f %-12.4g %d%s\n", l, r.acc[l], r.l2_mean[l], r.n_noop[l],
                    r.n_noop[l] ? "  <- patches that changed nothing" : "");
+        if (r.n_dev)
+            printf("layer chosen on %d dev prompts: %d (dev %.3f), test accuracy there %.3f\n", r.n_dev, r.best_layer_dev,
+                   r.acc_dev[r.best_layer_dev], r.acc_at_best_dev);
         if (e.self_check_diff >= 0) printf("self-check: clean-into-clean max relative logit change %.3g\n", e.self_check_diff);
         FILE *f = !s ? ll_csv_open(csv, tmp, sizeof tmp) : NULL;
         if (!s && !f) s = ll_err(LL_ERR_IO, "%s: cannot create", tmp);
         if (f) {
-            fprintf(f, "layer,accuracy,l2_change_mean,n_noop,accuracy_base,accuracy_icl,n\n");
-            for (int l = 0; l < r.n_layers; l++)
-                fprintf(f, "%d,%.6f,%.6g,%d,%.6f,%.6f,%d\n", l, r.acc[l], r.l2_mean[l], r.n_noop[l], r.acc_base, r.acc_icl, r.n);
+            fprintf(f, "layer,accuracy,l2_change_mean,n_noop,accuracy_base,accuracy_icl,n,accuracy_dev\n");
+            for (int l = 0; l < r.n_layers; l++) {
+                fprintf(f, "%d,%.6f,%.6g,%d,%.6f,%.6f,%d,", l, r.acc[l], r.l2_mean[l], r.n_noop[l], r.acc_base, r.acc_icl, r.n);
+                if (r.n_dev) fprintf(f, "%.6f", r.acc_dev[l]);
+                fputc('\n', f);
+            }
             s = ll_csv_close(f, tmp, csv);
         }
         ll_icl_layer_result_free(&r);

@@ -34,6 +34,8 @@ def main():
     else:
         lay = [int(r["layer"]) for r in rows]
         ax.plot(lay, [float(r["accuracy"]) for r in rows], "o-", label="patched")
+        if rows[0].get("accuracy_dev"):
+            ax.plot(lay, [float(r["accuracy_dev"]) for r in rows], ".--", color="C1", label="patched, dev prompts")
         base = "zero-shot / dummy (unpatched)" if exp == "e2" else "dummy demos (unpatched)"
         ax.axhline(float(rows[0]["accuracy_base"]), color="gray", ls="--", label=base)
         ax.axhline(float(rows[0]["accuracy_icl"]), color="green", ls=":", label="clean few-shot")
@@ -43,6 +45,8 @@ def main():
         ax.set_xlabel("layer patched")
         ax.set_title("E2: global task vector" if exp == "e2" else "E3: local task vectors (label positions)")
         ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     fig.tight_layout()
