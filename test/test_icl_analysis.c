@@ -479,3 +479,27 @@ Test(icl_analysis, cli_e4_outputs) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* With an E1-E3 context, the episodes are exactly its test prompts and its candidates. */
+Test(icl_analysis, episodes_share_e2_e3_prompts) {
+    ll_toy_run r;
+    ll_toy_open(&r, 3, 2);
+    ll_icl_exp x = {.m = r.m, .tok = r.t, .task = r.task, .seed = 11};
+    cr_assert_eq(ll_icl_template_get("default", &x.tp), LL_OK);
+    cr_assert_eq(ll_icl_exp_init(&x), LL_OK, "%s", ll_last_error());
+    ll_icl_episode_opts eo = {.task = r.task, .k = 3, .n_prompts = 4, .exp = &x};
+    ll_icl_episodes e;
+    cr_assert_eq(ll_icl_episodes_make(r.t, &eo, &e), LL_OK, "%s", ll_last_error());
+    for (int i = 0; i < 4; i++) {
+        ll_icl_prompt p;
+        int dm[3], q;
+        cr_assert_eq(ll_icl_exp_test_prompt(&x, i, 3, dm, &q, &p), LL_OK);
+        cr_assert(p.n == e.p[i].n && !memcmp(p.ids, e.p[i].ids, (size_t)p.n * sizeof *p.ids), "prompt %d differs", i);
+        cr_assert_eq(q, e.query_item[i]);
+        ll_icl_prompt_free(&p);
+    }
+    cr_assert(e.n_cands == x.n_cand && !memcmp(e.cands, x.cand, (size_t)x.n_cand * sizeof *x.cand));
+    ll_icl_episodes_free(&e);
+    ll_icl_exp_free(&x);
+    ll_toy_close(&r);
+}

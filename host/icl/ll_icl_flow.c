@@ -42,17 +42,22 @@ ll_status ll_icl_episodes_make(const ll_tokenizer *t, const ll_icl_episode_opts 
     int built = 0;
     for (int i = 0; !st && i < n; i++) {
         int *dm = e->demo_item + (size_t)i * k;
-        if ((st = ll_icl_task_sample(task, &rng, k, dm, &e->query_item[i]))) break;
-        for (int j = 0; j < k; j++) items[j] = (ll_icl_item){task->input[dm[j]], task->output[dm[j]]};
-        ll_icl_item q = {task->input[e->query_item[i]], task->output[e->query_item[i]]};
-        if ((st = ll_icl_prompt_build(t, &o->tpl, items, k, &q, &o->popts, &e->p[i]))) {
+        if (o->exp) {
+            st = ll_icl_exp_test_prompt(o->exp, i, k, dm, &e->query_item[i], &e->p[i]);
+        } else if (!(st = ll_icl_task_sample(task, &rng, k, dm, &e->query_item[i]))) {
+            for (int j = 0; j < k; j++) items[j] = (ll_icl_item){task->input[dm[j]], task->output[dm[j]]};
+            ll_icl_item q = {task->input[e->query_item[i]], task->output[e->query_item[i]]};
+            st = ll_icl_prompt_build(t, &o->tpl, items, k, &q, &o->popts, &e->p[i]);
+        }
+        if (st) {
             st = ll_err_prefix(st, "icl episodes: prompt %d: ", i);
             break;
         }
         built = i + 1;
         const ll_icl_prompt *p = &e->p[i];
         if (p->n_answer < 1) {
-            st = ll_err(LL_ERR_ARG, "icl episodes: prompt %d: the query's label \"%s\" gives no answer token", i, q.label);
+            st = ll_err(LL_ERR_ARG, "icl episodes: prompt %d: the query's label \"%s\" gives no answer token", i,
+                        task->output[e->query_item[i]]);
             break;
         }
         e->n_straddle += p->n_straddle > 0;
@@ -67,7 +72,14 @@ ll_status ll_icl_episodes_make(const ll_tokenizer *t, const ll_icl_episode_opts 
             e->lab[(size_t)i * k + j] = pos;
         }
     }
-    if (!st && !o->full_vocab && task->n_classes > 0) {
+    if (!st && o->exp) {
+        if (o->exp->n_cand > 0 && !o->exp->full_vocab) {
+            e->n_cands = o->exp->n_cand;
+            e->cands = ll_calloc((size_t)e->n_cands, sizeof *e->cands, "icl candidates");
+            if (!e->cands) st = LL_ERR_NOMEM;
+            else memcpy(e->cands, o->exp->cand, (size_t)e->n_cands * sizeof *e->cands);
+        }
+    } else if (!st && !o->full_vocab && task->n_classes > 0) {
         e->n_cands = task->n_classes;
         e->cands = ll_calloc((size_t)e->n_cands, sizeof *e->cands, "icl candidates");
         if (!e->cands) st = LL_ERR_NOMEM;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../model/ll_forward.h"
+#include "ll_icl_exp.h"
 #include "ll_icl_prompt.h"
 #include "ll_icl_task.h"
 
@@ -25,6 +26,11 @@ typedef struct {
     ll_icl_label_pos label_pos;
     ll_icl_prompt_opts popts;
     bool full_vocab; /* score by the argmax over the vocabulary, not over the task's label words */
+    /* Optional: an initialised E1-E3 context (ll_icl_exp_init) for this task. Then prompt i
+     * is its test prompt i (ll_icl_exp_test_prompt: the prompts E2 / E3 test on for the
+     * same seed, template and k) and the candidates are its label-word tokens; task, tpl,
+     * seed, popts and full_vocab above are not used. NULL: draw with ll_icl_task_sample. */
+    ll_icl_exp *exp;
 } ll_icl_episode_opts;
 
 typedef struct {

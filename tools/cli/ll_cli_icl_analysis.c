@@ -229,6 +229,8 @@ typedef struct {
     ll_model *m;
     ll_tokenizer *tok;
     ll_icl_task *task[LL_MAX_TASKS];
+    ll_icl_exp exp[LL_MAX_TASKS]; /* E1-E3's context per task: E4-E7 use its test prompts */
+    bool exp_init[LL_MAX_TASKS];
     ll_icl_episodes ep[LL_MAX_TASKS];
     char tpl_name[LL_MAX_TASKS][64];
     ll_icl_label_pos lp;
@@ -238,6 +240,7 @@ typedef struct {
 static void ll_ia_free(ll_ia_run *r, int n_tasks) {
     for (int t = 0; t < n_tasks; t++) {
         ll_icl_episodes_free(&r->ep[t]);
+        if (r->exp_init[t]) ll_icl_exp_free(&r->exp[t]);
         if (r->task[t]) ll_icl_task_free(r->task[t]);
     }
     if (r->tok) ll_tokenizer_free(r->tok);
@@ -257,9 +260,14 @@ static ll_status ll_ia_load(const ll_ia_opts *o, ll_ia_run *r) {
         const char *tname = o->tpl ? o->tpl : r->task[t]->template_hint ? r->task[t]->template_hint : "default";
         LL_TRY(ll_icl_template_get(tname, &tp));
         snprintf(r->tpl_name[t], sizeof r->tpl_name[t], "%s", tp.name);
+        /* The prompts E2 / E3 test on for the same seed, template and k: one context per task. */
+        r->exp[t] = (ll_icl_exp){.m = r->m, .tok = r->tok, .task = r->task[t], .tp = tp, .popts = {.bos = r->bos},
+                                 .full_vocab = o->full_vocab, .seed = o->seed};
+        LL_TRY(ll_icl_exp_init(&r->exp[t]));
+        r->exp_init[t] = true;
         ll_icl_episode_opts eo = {.task = r->task[t], .tpl = tp, .k = o->k, .n_prompts = o->n, .seed = o->seed,
                                   .label_pos = r->lp, .popts = {.bos = r->bos},
-                                  .full_vocab = o->full_vocab};
+                                  .full_vocab = o->full_vocab, .exp = &r->exp[t]};
         ll_status st = ll_icl_episodes_make(r->tok, &eo, &r->ep[t]);
         if (st) return ll_err_prefix(st, "task %s: ", o->tasks[t]);
         if (r->ep[t].n_straddle)
@@ -363,6 +371,8 @@ static ll_status ll_write_h5(const char *path, const ll_table *t, const ll_ia_op
     if (!st) st = ll_h5_attr_str(f, "words", o->words ? o->words : "synthetic");
     if (!st) st = ll_h5_attr_i64(f, "batch", o->batch);
     if (!st) st = ll_h5_attr_str(f, "device", run->m->be->name);
+    if (!st) st = ll_h5_attr_str(f, "prompts", "the test prompts of E2 / E3 for the same seed, template and k "
+                                               "(ll_icl_exp_test_prompt 0..n-1)");
     for (int i = 0; !st && i < n_extra; i++) st = ll_h5_attr_str(f, extra_k[i], extra_v[i]);
     if (!st) {
         int32_t ns[LL_MAX_TASKS], nu[LL_MAX_TASKS];
