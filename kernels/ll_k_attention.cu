@@ -14,7 +14,10 @@
  * unnormalised partial state (acc, m, l) and ll_attn_combine merges the splits.
  *
  * Both kernels also store each row's final (m, l), from which ll_attn_pattern_kernel
- * recomputes the softmax probabilities when a hook asked for the attention pattern. */
+ * recomputes the softmax probabilities when a hook asked for the attention pattern.
+ *
+ * Knockouts (ll_k_attn_seq.ko_row): a blocked key is treated like one outside the causal
+ * window. A row with every key blocked keeps m = -inf, l = 0 and gets z = 0. */
 #include <math.h>
 
 #include "ll_k_common.cuh"
@@ -42,6 +45,8 @@ static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_att
     const int r = tl.r0 + warp;
     const int qi = sq.n_past + r; /* this row's own key index */
     const int lo_r = ll_k_first_key(qi, p.sliding_window);
+    /* Knocked-out keys of this row count as invisible: their scores are -inf. */
+    const uint32_t *km = active ? ll_k_ko_mask(sq, h, r) : nullptr;
     /* Keys any row of the tile sees: block-uniform, so every thread runs the same chunks
      * and reaches the same barriers. */
     const ll_k_key_range kr = ll_k_tile_keys(sq.n_past, tl.r0, nrows, p.sliding_window, LL_ATT_KC, p.n_split, split);
@@ -75,7 +80,7 @@ static __global__ void __launch_bounds__(LL_ATT_THREADS) ll_attn_kernel(ll_k_att
         __syncthreads();
         if (active) {
             const int j = j0 + lane;
-            const bool vis = j >= lo_r && j <= qi;
+            const bool vis = j >= lo_r && j <= qi && !ll_k_ko_hit(km, j);
             float s = -INFINITY;
             if (vis) {
                 /* The same left-to-right fp32 sum over the head dimension as the CPU; the
@@ -175,7 +180,7 @@ static __global__ void ll_attn_pattern_kernel(ll_k_attn_params p, ll_k_attn_seq 
         const int h = (int)(e / ((size_t)nk * sq.n_new));
         const int qi = sq.n_past + r;
         float out = 0.0f;
-        if (j >= ll_k_first_key(qi, p.sliding_window) && j <= qi) {
+        if (j >= ll_k_first_key(qi, p.sliding_window) && j <= qi && !ll_k_ko_hit(ll_k_ko_mask(sq, h, r), j)) {
             const size_t qrow = (size_t)sq.row0 + r;
             const int kh = h / (H / p.n_kv_heads);
             const float *q = p.q + (qrow * H + h) * hd;

@@ -80,6 +80,7 @@ static __global__ void __launch_bounds__(LL_TC_THREADS) ll_attn_tc_kernel(ll_k_a
     const bool row_ok = rr < nrows;
     const int qi = sq.n_past + tl.r0 + rr;
     const int lo = ll_k_first_key(qi, p.sliding_window);
+    const uint32_t *km = row_ok ? ll_k_ko_mask(sq, h, tl.r0 + rr) : nullptr; /* knockouts of this row */
     float m = -INFINITY, l = 0.0f;
     const float *kb = sq.k + (size_t)kh * HD, *vb = sq.v + (size_t)kh * HD;
 
@@ -121,7 +122,7 @@ static __global__ void __launch_bounds__(LL_TC_THREADS) ll_attn_tc_kernel(ll_k_a
         float cmax = -INFINITY;
         for (int t = 0; t < 32; t++) {
             int j = j0 + half * 32 + t;
-            bool vis = row_ok && j >= lo && j <= qi;
+            bool vis = row_ok && j >= lo && j <= qi && !ll_k_ko_hit(km, j);
             float s = vis ? srow[t] * p.scale : -INFINITY;
             srow[t] = s;
             cmax = fmaxf(cmax, s);

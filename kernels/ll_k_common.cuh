@@ -16,6 +16,18 @@ static inline unsigned ll_k_blocks(size_t n, int threads) {
     return b ? (unsigned)b : 1u;
 }
 
+/* The knockout mask of row r, head h of a sequence (an ll_k_attn_seq), or NULL when nothing
+ * is blocked there; ll_k_ko_hit says whether key index j is blocked by it. */
+template <class SEQ>
+static __device__ __forceinline__ const uint32_t *ll_k_ko_mask(const SEQ &sq, int h, int r) {
+    if (!sq.ko_row) return nullptr;
+    const int32_t mi = sq.ko_row[(size_t)h * sq.n_new + r];
+    return mi < 0 ? nullptr : sq.ko_mask + (size_t)mi * sq.ko_words;
+}
+static __device__ __forceinline__ bool ll_k_ko_hit(const uint32_t *km, int j) {
+    return km && ((km[j >> 5] >> (j & 31)) & 1u);
+}
+
 static __device__ __forceinline__ float ll_warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(LL_FULL_MASK, v, o));
     return v;

@@ -36,6 +36,9 @@ static __global__ void ll_attn_decode_desc_kernel(ll_k_attn_seq *seq, ll_k_attn_
     seq->k = k;
     seq->v = v;
     seq->pattern = NULL;
+    seq->ko_row = NULL; /* decode steps take no knockouts */
+    seq->ko_mask = NULL;
+    seq->ko_words = 0;
     tile->seq = 0;
     tile->r0 = 0;
 }

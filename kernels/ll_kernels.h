@@ -67,6 +67,11 @@ typedef struct {
     int n_new, n_past;
     const float *k, *v;  /* [n_past + n_new][kv_stride] */
     float *pattern;      /* NULL or [n_heads][n_new][n_past + n_new] */
+    /* Knockouts (ll_attn_knock in ll_backend.h), device memory: ko_row NULL = none in this
+     * sequence, else [n_heads][n_new] mask index or -1; ko_mask [n_masks][ko_words] bits. */
+    const int32_t *ko_row;
+    const uint32_t *ko_mask;
+    int ko_words;
 } ll_k_attn_seq;
 typedef struct {
     int seq, r0;         /* rows r0 .. r0 + LL_ATT_ROWS - 1 (clipped) of sequence seq */

@@ -46,6 +46,19 @@ typedef struct {
     ll_dtype dtype; /* LL_F32 (0, the default) or LL_BF16 */
 } ll_mat;
 
+/* Attention knockouts of one call (built by host/model/ll_knockout.c from ll_forward_opts'
+ * list; host memory, like the other batch descriptions). For sequence s, row r and head
+ * h, row_mask[s][h * n_new + r] is -1 (nothing blocked) or the index of a bit mask in
+ * mask[s] (words[s] uint32 words each, bit j of word j / 32 = key index j blocked): the
+ * blocked keys' scores are -inf before the softmax, so the rest renormalise. A row whose
+ * every visible key is blocked attends to nothing: its z is 0 and its pattern row is 0. */
+typedef struct {
+    const int32_t *const *row_mask; /* per sequence: NULL (no knockout in s) or [n_heads][n_new] */
+    const uint32_t *const *mask;    /* per sequence: [n_masks][words[s]] */
+    const int *words;               /* per sequence: ceil((n_past + n_new) / 32) */
+    const int *n_masks;             /* per sequence: masks in mask[s] */
+} ll_attn_knock;
+
 /* Causal attention over ragged sequences, each with n_past cached tokens.
  * Query row r of sequence s sits at index n_past[s] + r of that sequence and attends to
  * key indices j <= that index (and, with a sliding window W, j > index - W). */
@@ -62,6 +75,7 @@ typedef struct {
     float scale;
     int sliding_window;       /* 0 = none */
     float *const *pattern;    /* NULL, or per sequence NULL / [n_heads][n_new][n_past + n_new] softmax output */
+    const ll_attn_knock *knock; /* NULL: no knockout (the default, at no cost); attention_at ignores it */
 } ll_attn_args;
 
 /* Fused entropy of logits: one pass over the vocabulary per row, without writing

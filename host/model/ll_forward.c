@@ -12,6 +12,7 @@
 
 #include "../core/ll_alloc.h"
 #include "ll_hooks_internal.h"
+#include "ll_knockout.h"
 
 typedef struct {
     float *x, *xn, *q, *k, *v, *z, *o, *h1, *h2; /* backend buffers */
@@ -139,6 +140,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
     int start = o->start_layer;
     int stop = (o->stop_layer <= 0 || o->stop_layer > L) ? L : o->stop_layer;
     LL_TRY(ll_check_batch(m, b, o, start, stop));
+    if (o->n_knockouts || o->knockouts) LL_TRY(ll_knock_check(o->knockouts, o->n_knockouts, b, L, c->n_heads));
     int64_t T = ll_batch_rows(b);
     int d = c->d_model, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
     int qw = H * hd, kw = Hkv * hd;
@@ -152,6 +154,7 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
     float **pattern = ll_calloc((size_t)b->n_seq, sizeof *pattern, "forward");
     int64_t *last_rows = ll_calloc((size_t)b->n_seq, sizeof *last_rows, "forward");
     ll_fwd_bufs f = {0};
+    ll_knock_tables kt = {0};
     float *lg = NULL, *xs = NULL;
     ll_status st = LL_OK;
     if (!pos || !n_past || !kseq || !vseq || !pattern || !last_rows) {
@@ -231,10 +234,14 @@ ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *opts
                     goto done;
                 }
             }
+        const ll_attn_knock *knock = NULL;
+        if (o->n_knockouts > 0 &&
+            (st = ll_knock_build(&kt, o->knockouts, o->n_knockouts, l, b, n_past, H, &knock)))
+            goto done;
         ll_attn_args aa = {.q = f.q, .z = f.z, .T = (int)T, .n_heads = H, .n_kv_heads = Hkv, .head_dim = hd,
                            .n_seq = b->n_seq, .seq_off = b->seq_off, .k = kseq, .v = vseq, .kv_stride = kv_stride,
                            .n_past = n_past, .scale = scale, .sliding_window = c->sliding_window,
-                           .pattern = want_pattern ? pattern : NULL};
+                           .pattern = want_pattern ? pattern : NULL, .knock = knock};
         be->attention(&aa);
         if (kc)
             for (int s = 0; s < b->n_seq; s++)
@@ -342,6 +349,7 @@ done:
         for (int s = 0; s < b->n_seq; s++)
             if (pattern[s]) be->free(pattern[s]);
     ll_free_bufs(be, &f);
+    ll_knock_tables_free(&kt);
     free(pos);
     free(n_past);
     free(kseq);

@@ -37,6 +37,27 @@ void ll_kv_cache_copy_slot(ll_kv_cache *c, int dst, int src, int n);
 
 typedef enum { LL_LOGITS_NONE = 0, LL_LOGITS_LAST, LL_LOGITS_ALL } ll_logits_mode;
 
+/* Attention knockout: in blocks layer_lo..layer_hi (inclusive), the attention scores of
+ * the query tokens q[] for the keys k[] are set to -inf before the softmax, so each such
+ * row's remaining weights renormalise; every other entry is computed as usual. Indices
+ * are key indices within the sequence (0 = its first token, including tokens held in the
+ * KV cache: a new row r of a sequence with n_past cached tokens is index n_past + r).
+ * Indices of tokens this call does not compute are skipped: queries of cached tokens
+ * (< n_past) and indices at or past the sequence's current end (later tokens of a prompt
+ * fed in chunks), so one list serves every chunk. Keys a query cannot see anyway (later
+ * tokens, outside a sliding window) are simply not there to block. A query
+ * whose every visible key is blocked attends to nothing: its head output is 0 and its
+ * attention pattern row is 0. Several knockouts may name the same entries (union). */
+typedef struct {
+    int layer_lo, layer_hi;
+    int seq;            /* batch sequence; -1 = every sequence */
+    int head;           /* query head; -1 = every head */
+    const int32_t *q;   /* [n_q] query key indices */
+    int n_q;
+    const int32_t *k;   /* [n_k] blocked key indices */
+    int n_k;
+} ll_knockout;
+
 typedef struct {
     int start_layer;         /* first block to run (0 = from the embeddings) */
     int stop_layer;          /* run blocks [start_layer, stop_layer); <= 0 or > n_layers means n_layers */
@@ -46,6 +67,8 @@ typedef struct {
     ll_logits_mode logits;   /* only when the last block is run */
     float *logits_out;       /* host: [T or n_seq][vocab] for ALL / LAST */
     float *resid_out;        /* host [T][d] or NULL: residual after the last block run (pre final norm) */
+    const ll_knockout *knockouts; /* [n_knockouts] or NULL (no cost): attention entries to block */
+    int n_knockouts;
 } ll_forward_opts;
 
 ll_status ll_forward(ll_model *m, const ll_batch *b, const ll_forward_opts *o);

@@ -246,6 +246,7 @@ ll_status ll_tmodel_step(ll_tmodel *m, const int32_t *tokens, const int32_t *tar
         for (size_t i = 0; i < (size_t)N * d; i++) m->d0[i] += m->d2[i]; /* d0 = dL/dx2 */
         /* Attention. */
         ll_top_matmul_bwd(m->d1, 0, G + L->wo, m->d0, a->att, P + L->wo, N, d, d);
+        if (m->attn_grad_fn) m->attn_grad_fn(m->attn_grad_user, l, m->d1);
         ll_top_attention_bwd(m->dq, m->dk, m->dv, m->d1, a->probs, a->q, a->k, a->v, B, T, H, KV, hd);
         ll_top_rope(m->dq, m->rope, B, T, H, hd, 1);
         ll_top_rope(m->dk, m->rope, B, T, KV, hd, 1);

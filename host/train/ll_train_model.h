@@ -42,6 +42,12 @@ typedef struct {
     ll_tm_acts a[LL_TM_MAX_LAYERS];
     float *xL, *rstdf, *xf, *logits, *rope;
     float *d0, *d1, *d2, *d3, *dq, *dk, *dv, *dff1, *dff2, *dlogits;
+    /* Optional observer of the backward pass: called for every layer with dL/d(attention
+     * output before o_proj), [B*T][n_heads * head_dim], valid during the call (a->probs
+     * and a->v of that layer are still in place). With a->v it gives dL/dA for attention
+     * x gradient saliency (host/icl/ll_icl_saliency.c). NULL: not called. */
+    void (*attn_grad_fn)(void *user, int layer, const float *datt);
+    void *attn_grad_user;
 } ll_tmodel;
 
 /* Checks the configuration (names the bad field) and allocates parameters (zeroed). */

@@ -9,7 +9,8 @@
  * dimension, exactly what a scalar loop computes, so results do not depend on
  * the vector width, the chunking or the blocking. Likewise z is accumulated key by
  * key in order, lanes running over the head dimension. Softmax is the scalar
- * expf / double-sum loop. The T x T matrix is never built unless the caller asked
+ * expf / double-sum loop. Knocked-out keys (ll_attn_knock) get a score of -inf
+ * before it, one pointer test per row when there are none. The T x T matrix is never built unless the caller asked
  * for the attention pattern. Small problems (single-token decode) run on the
  * calling thread: waking the OpenMP team costs more than the work. */
 #include <float.h>
@@ -138,6 +139,7 @@ static void ll_attn_block(const ll_attn_args *a, int s, int kh, int r0, int r1, 
 
     /* 2. softmax and the mix of values, per row and head */
     int n_new = (int)(a->seq_off[s + 1] - a->seq_off[s]);
+    const int32_t *ko_rows = a->knock ? a->knock->row_mask[s] : NULL; /* NULL: nothing blocked in s */
     for (int r = r0; r < r1; r++) {
         int qi = past + r;
         int lo = ll_first_key(a, qi);
@@ -145,6 +147,16 @@ static void ll_attn_block(const ll_attn_args *a, int s, int kh, int r0, int r1, 
         for (int g = 0; g < group; g++) {
             int h = kh * group + g;
             float *sc = S + (size_t)((r - r0) * group + g) * lds;
+            if (ko_rows) {
+                int32_t mi = ko_rows[(size_t)h * n_new + r];
+                if (mi >= 0) {
+                    const uint32_t *km = a->knock->mask[s] + (size_t)mi * a->knock->words[s];
+                    for (int c = c0; c <= c1; c++) {
+                        int j = c + lo0;
+                        if (km[j >> 5] >> (j & 31) & 1u) sc[c] = -INFINITY;
+                    }
+                }
+            }
             float mx = -FLT_MAX;
             for (int c = c0; c <= c1; c++)
                 if (sc[c] > mx) mx = sc[c];
@@ -153,7 +165,9 @@ static void ll_attn_block(const ll_attn_args *a, int s, int kh, int r0, int r1, 
                 sc[c] = expf(sc[c] - mx);
                 sum += sc[c];
             }
-            float inv = (float)(1.0 / sum);
+            /* sum is 0 only when a knockout blocked every visible key: the row attends to
+             * nothing (all weights 0, z = 0). Without knockouts the row's own key keeps it > 0. */
+            float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
             for (int c = c0; c <= c1; c++) sc[c] = sc[c] * inv;
             ll_mix(a->z + ((size_t)(row0 + r) * a->n_heads + h) * hd, sc, V, (size_t)a->kv_stride, hd, c0, c1);
             if (a->pattern && a->pattern[s]) {

@@ -23,5 +23,6 @@ void ll_cpu_attention_at(const ll_attn_args *a, const int32_t *pos, int max_keys
     one.seq_off = off;
     one.n_past = &n_past;
     one.pattern = NULL;
+    one.knock = NULL; /* decode steps take no knockouts (ll_backend.h) */
     ll_cpu_attention(&one);
 }

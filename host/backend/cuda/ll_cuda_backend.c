@@ -69,6 +69,7 @@ static struct {
     ll_status st; /* first failure since the last sync */
     char msg[512];
     ll_scratch rows, src_rows, ent_out, ent_cands;
+    ll_scratch attn_ko; /* knockout masks (ll_forward only; decode steps take none) */
     ll_scratch_set shared; /* the set ops use outside graph_begin / graph_end */
     ll_scratch_set *sc;    /* a graph context's set between graph_begin and graph_end; NULL: shared */
     bool capturing;        /* recording a graph: scratch must not grow (that would allocate) */
@@ -555,6 +556,49 @@ int ll_cuda_attn_splits(int blocks, int max_keys, int n_sms) {
     return want < 1 ? 1 : want;
 }
 
+/* Knockout tables (host, ll_attn_knock) -> one device blob: per sequence with knockouts,
+ * its row table then its masks; the descriptors get device pointers into it. Nonzero
+ * (error recorded) on failure. */
+static int ll_cuda_knock_upload(const ll_attn_args *a, ll_k_attn_seq *seqs) {
+    const ll_attn_knock *ko = a->knock;
+    size_t words = 0; /* 4-byte words in the blob */
+    for (int s = 0; s < a->n_seq; s++)
+        if (ko->row_mask[s])
+            words += (size_t)a->n_heads * (size_t)seqs[s].n_new + (size_t)ko->n_masks[s] * (size_t)ko->words[s];
+    if (!words) return 0;
+    uint32_t *blob = malloc(words * 4);
+    if (!blob) {
+        ll_cu_fail(LL_ERR_NOMEM, "CUDA attention: no host memory for %zu bytes of knockout masks", words * 4);
+        return -1;
+    }
+    size_t off = 0;
+    size_t *at = calloc((size_t)a->n_seq, sizeof *at);
+    if (!at) {
+        free(blob);
+        ll_cu_fail(LL_ERR_NOMEM, "CUDA attention: no host memory for knockout offsets");
+        return -1;
+    }
+    for (int s = 0; s < a->n_seq; s++) {
+        if (!ko->row_mask[s]) continue;
+        size_t nr = (size_t)a->n_heads * (size_t)seqs[s].n_new, nm = (size_t)ko->n_masks[s] * (size_t)ko->words[s];
+        at[s] = off;
+        memcpy(blob + off, ko->row_mask[s], nr * 4);
+        if (nm) memcpy(blob + off + nr, ko->mask[s], nm * 4);
+        off += nr + nm;
+    }
+    const uint32_t *dev = ll_upload_list(&g.attn_ko, blob, words * 4, "attention knockout masks");
+    if (dev)
+        for (int s = 0; s < a->n_seq; s++) {
+            if (!ko->row_mask[s]) continue;
+            seqs[s].ko_row = (const int32_t *)(dev + at[s]);
+            seqs[s].ko_mask = dev + at[s] + (size_t)a->n_heads * (size_t)seqs[s].n_new;
+            seqs[s].ko_words = ko->words[s];
+        }
+    free(at);
+    free(blob);
+    return dev ? 0 : -1;
+}
+
 static void ll_cuda_attention(const ll_attn_args *a) {
     ll_xb_stale();
     if (a->T <= 0) return;
@@ -598,6 +642,7 @@ static void ll_cuda_attention(const ll_attn_args *a) {
                                   .k = a->k[s], .v = a->v[s], .pattern = a->pattern ? a->pattern[s] : NULL};
         for (int r0 = 0; r0 < n_new; r0 += rows_per_tile) tiles[ti++] = (ll_k_attn_tile){.seq = s, .r0 = r0};
     }
+    if (a->knock && ll_cuda_knock_upload(a, seqs)) goto out;
     const unsigned char *dev = ll_upload_list(&ll_sc()->attn_desc, host, bytes, "attention descriptors");
     ll_k_attn_params p = {.q = a->q, .z = a->z, .T = a->T, .n_heads = a->n_heads, .n_kv_heads = a->n_kv_heads,
                           .head_dim = a->head_dim, .kv_stride = a->kv_stride, .sliding_window = a->sliding_window,
