@@ -36,7 +36,17 @@ CPPFLAGS += -I$(BLAS_INC)
 LDLIBS += $(HDF5_LIBS) -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
-HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c')
+HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' -not -name 'll_mpi.c' -not -name 'll_mpi_none.c')
+# MPI (data-parallel L-SPADE fitting, host/lspade/ll_mpi.c) whenever mpicc is present; MPI=0 turns it off.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+MPI ?= $(if $(MPICC),1,0)
+ifeq ($(MPI),1)
+  CPPFLAGS += $(shell $(MPICC) -showme:compile 2>/dev/null || pkg-config --cflags ompi 2>/dev/null) -DLL_WITH_MPI=1
+  LDLIBS += $(shell $(MPICC) -showme:link 2>/dev/null || pkg-config --libs ompi 2>/dev/null)
+  HOST_SRC += host/lspade/ll_mpi.c
+else
+  HOST_SRC += host/lspade/ll_mpi_none.c
+endif
 ifeq ($(CUDA),1)
   HOST_SRC += $(wildcard host/backend/cuda/*.c)
   CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
