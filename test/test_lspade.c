@@ -1,0 +1,265 @@
+/* L-SPADE maps (host/lspade): the whole fit on data/models/toy-llama against numpy ridge
+ * on SPADE's own outputs rebuilt independently (states of a whole forward, SPADE per
+ * layer), lambda selection against numpy's held-out MSE, the file round trip, applying a
+ * map against hand arithmetic and the hidden target's decoding against the model's own
+ * final norm + LM head (ll_lens_logits). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exit/ll_exit_prompts.h"
+#include "lens/ll_lens.h"
+#include "lspade/ll_lspade.h"
+
+static int have_numpy(void) { return system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+
+static ll_model *load_toy(void) {
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, "data/models/toy-llama", NULL), LL_OK, "%s", ll_last_error());
+    return m;
+}
+
+static void write_f64(const char *path, const double *x, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    cr_assert_eq(fwrite(x, 8, n, f), n);
+    fclose(f);
+}
+
+Test(lspade, fit_matches_numpy_ridge_on_spade_outputs) {
+    if (!have_numpy()) cr_skip_test("/usr/bin/python3 with numpy is missing (make test installs python3-numpy)");
+    ll_model *m = load_toy();
+    int L = m->cfg.n_layers, d = m->cfg.d_model, V = m->cfg.vocab_size;
+    ll_exit_prompts p;
+    cr_assert_eq(ll_exit_prompts_toy_mcq(&p, 150, 21, V), LL_OK, "%s", ll_last_error());
+    int n = p.n, K = p.K;
+    double grid[3] = {1e-4, 1e-2, 1.0};
+    ll_lspade_fit_opts fo = {.target = LL_LSPADE_TARGET_LOGITS, .lambda_rel = grid, .n_lambda = 3, .val_frac = 0.3,
+                             .seed = 9};
+    ll_lspade_data data = ll_exit_prompts_data(&p);
+    ll_lspade_maps *maps;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, "{\"data\":\"toy\"}", &maps), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(maps->K, 4);
+    cr_assert(maps->W[0] == NULL && maps->W[L] == NULL && maps->W[1] && maps->W[L - 1], "maps for 1..L-1 only");
+    /* The reference rebuilds X and Y with one whole forward and SPADE at every layer. */
+    ll_spade_states st;
+    cr_assert_eq(ll_spade_states_collect(m, (const int32_t *const *)p.tok, p.n_tok, n, false, &st), LL_OK);
+    ll_spade *sp;
+    cr_assert_eq(ll_spade_new(&sp, m, NULL, 32), LL_OK);
+    float *lg = malloc((size_t)n * V * sizeof(float));
+    double *X = malloc((size_t)n * d * 8), *Y = malloc((size_t)n * K * 8);
+    int order[150], nt = 0;
+    for (int i = 0; i < n; i++)
+        if (!ll_ridge_is_val(i, 0.3, 9)) order[nt++] = i;
+    for (int i = 0, k = nt; i < n; i++)
+        if (ll_ridge_is_val(i, 0.3, 9)) order[k++] = i;
+    cr_assert(nt > 80 && nt < 130, "split %d / %d", nt, n);
+    for (int l = 1; l < L; l++) {
+        cr_assert_eq(ll_spade_run(sp, l, &st, 0, n, lg, NULL), LL_OK, "%s", ll_last_error());
+        double scale = 0;
+        for (int r = 0; r < n; r++) {
+            int i = order[r];
+            const float *h = ll_spade_state(&st, l, i, 1);
+            for (int j = 0; j < d; j++) X[(size_t)r * d + j] = h[j];
+            for (int k = 0; k < K; k++) Y[(size_t)r * K + k] = lg[(size_t)i * V + p.cand[i][k]];
+            if (r < nt)
+                for (int j = 0; j < d; j++) scale += (double)h[j] * h[j];
+        }
+        scale /= d;
+        /* numpy: the held-out MSE of each grid lambda (fit on the training rows), and the
+         * final map refit on all rows with the lambda the fit reported. */
+        char xf[64], yf[64], of[64], cmd[1024], lams[256];
+        snprintf(xf, sizeof xf, "/tmp/ll_lspade_X_%d", getpid());
+        snprintf(yf, sizeof yf, "/tmp/ll_lspade_Y_%d", getpid());
+        snprintf(of, sizeof of, "/tmp/ll_lspade_O_%d", getpid());
+        write_f64(xf, X, (size_t)n * d);
+        write_f64(yf, Y, (size_t)n * K);
+        snprintf(lams, sizeof lams, "%.17g,%.17g,%.17g", grid[0] * scale, grid[1] * scale, grid[2] * scale);
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 test/ridge_ref.py %s %s %d %d %d %d %s %s", xf, yf, n, d, K, nt, lams,
+                 of);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+        size_t per = (size_t)(d + 1) * K + 1;
+        double *ref = malloc(per * 3 * 8);
+        FILE *f = fopen(of, "rb");
+        cr_assert(f && fread(ref, 8, per * 3, f) == per * 3);
+        fclose(f);
+        int want = 0;
+        for (int k = 1; k < 3; k++)
+            if (ref[per * k + per - 1] < ref[per * want + per - 1]) want = k;
+        cr_assert_float_eq(maps->lambda_rel[l], grid[want], 0, "layer %d: chose %g, numpy's held-out best %g", l,
+                           maps->lambda_rel[l], grid[want]);
+        cr_assert(fabs(maps->val_mse[l] - ref[per * want + per - 1]) <= 1e-6 * ref[per * want + per - 1],
+                  "layer %d: held-out MSE %.9g, numpy %.9g", l, maps->val_mse[l], ref[per * want + per - 1]);
+        snprintf(lams, sizeof lams, "%.17g", maps->lambda[l]);
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 test/ridge_ref.py %s %s %d %d %d %d %s %s", xf, yf, n, d, K, n, lams,
+                 of);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+        f = fopen(of, "rb");
+        cr_assert(f && fread(ref, 8, per, f) == per);
+        fclose(f);
+        /* Compare predictions on the training rows (W itself can be ill-conditioned). */
+        double md = 0, my = 0, mw = 0, mwr = 0;
+        for (int r = 0; r < n; r++)
+            for (int k = 0; k < K; k++) {
+                double a = maps->W[l][(size_t)d * K + k], b = ref[(size_t)d * K + k];
+                for (int j = 0; j < d; j++) {
+                    a += X[(size_t)r * d + j] * maps->W[l][(size_t)j * K + k];
+                    b += X[(size_t)r * d + j] * ref[(size_t)j * K + k];
+                }
+                md = fmax(md, fabs(a - b));
+                my = fmax(my, fabs(Y[(size_t)r * K + k]));
+            }
+        for (size_t i = 0; i < (size_t)(d + 1) * K; i++) {
+            mw = fmax(mw, fabs(maps->W[l][i] - ref[i]));
+            mwr = fmax(mwr, fabs(ref[i]));
+        }
+        cr_log_info("L-SPADE toy-llama layer %d: lambda_rel %g (numpy agrees), held-out MSE %.4g, max |pred - numpy "
+                    "pred| %.2e (max |y| %.3g), max rel |W - numpy W| %.2e",
+                    l, maps->lambda_rel[l], maps->val_mse[l], md, my, mw / mwr);
+        cr_assert(md <= 1e-4 * my, "layer %d: predictions differ from numpy's by %g", l, md);
+        free(ref);
+        unlink(xf);
+        unlink(yf);
+        unlink(of);
+    }
+    const char *meta = maps->meta_json;
+    cr_assert(strstr(meta, "\"data\":\"toy\"") && strstr(meta, "\"target\":\"logits\"") && strstr(meta, "\"spade\""),
+              "%s", meta);
+    free(lg);
+    free(X);
+    free(Y);
+    ll_spade_free(sp);
+    ll_spade_states_free(&st);
+    ll_lspade_maps_free(maps);
+    ll_exit_prompts_free(&p);
+    ll_model_free(m);
+}
+
+/* Maps with made-up weights (no fit needed) for the file and apply tests. */
+static ll_lspade_maps *made_up(const ll_model *m, ll_lspade_target t, bool norm_input) {
+    int d = m->cfg.d_model, L = m->cfg.n_layers, K = 4, q = t == LL_LSPADE_TARGET_LOGITS ? K : d;
+    ll_lspade_maps *maps;
+    cr_assert_eq(ll_lspade_maps_alloc(&maps, L, d, q, K), LL_OK);
+    maps->target = t;
+    maps->norm_input = norm_input;
+    for (int l = 1; l < L; l++) {
+        maps->W[l] = malloc((size_t)(d + 1) * q * sizeof(float));
+        for (int i = 0; i < (d + 1) * q; i++) maps->W[l][i] = (float)sin(0.37 * i + l) * (t == LL_LSPADE_TARGET_HIDDEN ? 0.1f : 1.0f);
+        if (t == LL_LSPADE_TARGET_HIDDEN)
+            for (int j = 0; j < d; j++) maps->W[l][(size_t)j * d + j] += 1.0f;
+        maps->lambda[l] = 0.5 * l;
+        maps->lambda_rel[l] = 1e-3;
+        maps->val_mse[l] = 0.25 * l;
+        maps->train_mse[l] = 0.2 * l;
+    }
+    maps->meta_json = strdup("{\"note\":\"made up\"}");
+    return maps;
+}
+
+Test(lspade, file_round_trip_and_errors) {
+    ll_model *m = load_toy();
+    ll_lspade_maps *a = made_up(m, LL_LSPADE_TARGET_HIDDEN, true), *b;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/ll_lspade_maps_%d.safetensors", getpid());
+    cr_assert_eq(ll_lspade_save(a, path), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_lspade_load(&b, path, m), LL_OK, "%s", ll_last_error());
+    int d = m->cfg.d_model;
+    cr_assert(b->target == LL_LSPADE_TARGET_HIDDEN && b->norm_input && b->K == 4 && b->d_out == d);
+    for (int l = 0; l <= m->cfg.n_layers; l++) {
+        cr_assert_eq(!a->W[l], !b->W[l]);
+        if (a->W[l]) {
+            cr_assert_eq(memcmp(a->W[l], b->W[l], (size_t)(d + 1) * d * sizeof(float)), 0, "layer %d", l);
+            cr_assert_float_eq(b->lambda[l], a->lambda[l], 0);
+            cr_assert_float_eq(b->val_mse[l], a->val_mse[l], 0);
+        }
+    }
+    cr_assert(strstr(b->meta_json, "\"note\":\"made up\"") && strstr(b->meta_json, "layerlab-lspade"), "%s",
+              b->meta_json);
+    ll_lspade_maps_free(b);
+    /* A model of another size is refused, naming both. */
+    a->n_layers = 3;
+    free(a->W[3]);
+    a->W[3] = NULL;
+    cr_assert_eq(ll_lspade_save(a, path), LL_OK);
+    cr_assert_eq(ll_lspade_load(&b, path, m), LL_ERR_SHAPE);
+    cr_assert(strstr(ll_last_error(), "layers"), "%s", ll_last_error());
+    /* Not a maps file. */
+    cr_assert_eq(ll_lspade_load(&b, "data/models/toy-llama/model.safetensors", m), LL_ERR_FORMAT);
+    cr_assert(strstr(ll_last_error(), "model.safetensors"), "%s", ll_last_error());
+    cr_assert_eq(ll_lspade_load(&b, "/nonexistent/maps.safetensors", m), LL_ERR_IO);
+    unlink(path);
+    a->n_layers = m->cfg.n_layers;
+    ll_lspade_maps_free(a);
+    ll_model_free(m);
+}
+
+Test(lspade, apply_by_hand_and_hidden_decoding_equals_the_model_head) {
+    ll_model *m = load_toy();
+    int d = m->cfg.d_model, V = m->cfg.vocab_size, n = 5, K = 4;
+    float *h = malloc((size_t)n * d * sizeof(float)), *out = malloc((size_t)n * K * sizeof(float));
+    for (int i = 0; i < n * d; i++) h[i] = (float)cos(0.11 * i) * 2.0f;
+    int32_t cs[5][4];
+    const int32_t *cand[5];
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < K; k++) cs[i][k] = (int32_t)((7 * i + 31 * k + 5) % V);
+        cand[i] = cs[i];
+    }
+    /* logits target, with and without the final norm on the input. */
+    for (int ni = 0; ni < 2; ni++) {
+        ll_lspade_maps *a = made_up(m, LL_LSPADE_TARGET_LOGITS, ni);
+        cr_assert_eq(ll_lspade_apply(a, m, 2, n, h, cand, out), LL_OK, "%s", ll_last_error());
+        float *x = malloc((size_t)n * d * sizeof(float));
+        memcpy(x, h, (size_t)n * d * sizeof(float));
+        if (ni) ll_backend_cpu()->rmsnorm(x, h, m->w.norm_w, n, d, m->cfg.norm_eps);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < K; k++) {
+                double s = a->W[2][(size_t)d * K + k];
+                for (int j = 0; j < d; j++) s += (double)x[(size_t)i * d + j] * a->W[2][(size_t)j * K + k];
+                cr_assert(fabs(s - out[i * K + k]) <= 1e-4 * fmax(1, fabs(s)), "norm_input %d row %d option %d: %g vs %g",
+                          ni, i, k, out[i * K + k], s);
+            }
+        free(x);
+        ll_lspade_maps_free(a);
+    }
+    ll_lspade_maps *z = made_up(m, LL_LSPADE_TARGET_LOGITS, 0);
+    cr_assert_eq(ll_lspade_apply(z, m, 0, n, h, cand, out), LL_ERR_MISSING, "no map at layer 0");
+    ll_lspade_maps_free(z);
+    /* hidden: predicted state through the model's own final norm + head (ll_lens_logits). */
+    ll_lspade_maps *a = made_up(m, LL_LSPADE_TARGET_HIDDEN, false);
+    cr_assert_eq(ll_lspade_apply(a, m, 1, n, h, cand, out), LL_OK, "%s", ll_last_error());
+    float *y = malloc((size_t)n * d * sizeof(float)), *lg = malloc((size_t)n * V * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < d; k++) {
+            double s = a->W[1][(size_t)d * d + k];
+            for (int j = 0; j < d; j++) s += (double)h[(size_t)i * d + j] * a->W[1][(size_t)j * d + k];
+            y[(size_t)i * d + k] = (float)s;
+        }
+    cr_assert_eq(ll_lens_logits(m, n, y, lg), LL_OK, "%s", ll_last_error());
+    double md = 0, mx = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < K; k++) {
+            md = fmax(md, fabs(out[i * K + k] - lg[(size_t)i * V + cs[i][k]]));
+            mx = fmax(mx, fabs(lg[(size_t)i * V + cs[i][k]]));
+        }
+    cr_log_info("hidden target decode vs ll_lens_logits: max |diff| %.2e (max |logit| %.3g)", md, mx);
+    cr_assert(md <= 1e-4 * fmax(1, mx), "hidden decode differs from the model's head by %g", md);
+    /* entropy: uniform = 1, one-hot-ish ~ 0, K = 1 -> 0. */
+    float u[4] = {1, 1, 1, 1}, s[4] = {50, 0, 0, 0};
+    int am;
+    cr_assert_float_eq(ll_lspade_norm_entropy(u, 4, &am), 1.0, 1e-12);
+    cr_assert_eq(am, 0);
+    cr_assert(ll_lspade_norm_entropy(s, 4, &am) < 1e-15 + 1e-19 && am == 0);
+    cr_assert_float_eq(ll_lspade_norm_entropy(u, 1, NULL), 0.0, 0);
+    float two[2] = {0, (float)log(3.0)}; /* p = 1/4, 3/4: H = 0.5623351446 nats, / log 2 */
+    cr_assert_float_eq(ll_lspade_norm_entropy(two, 2, &am), 0.5623351446188083 / log(2.0), 1e-7);
+    cr_assert_eq(am, 1);
+    free(y);
+    free(lg);
+    free(h);
+    free(out);
+    ll_lspade_maps_free(a);
+    ll_model_free(m);
+}
