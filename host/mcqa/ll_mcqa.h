@@ -103,7 +103,8 @@ ll_status ll_mcqa_build(const ll_mcqa_set *s, const ll_tokenizer *t, const ll_mc
 void ll_mcqa_prompts_free(ll_mcqa_prompts *p);
 
 /* Dump input JSONL (host/dump): one line per prompt, {"id", "tokens": [...], "positions":
- * {"answer": n-1}, "gold", "candidates": [...], "text"}, so that
+ * {"answer": n-1}, "gold", "candidates": [...],
+ * "template", "prompt_text"} ("text" would make host/dump re-tokenize), so that
  * `layerlab dump --input F --positions answer` records the answer row. Written to a
  * temporary name and renamed. */
 ll_status ll_mcqa_write_dump_jsonl(const ll_mcqa_prompts *p, const char *path);

@@ -1,0 +1,142 @@
+/* Tuned lens: zero translators are the logit lens; the hand-written KL gradient against
+ * central finite differences (RMSNorm and LayerNorm models); training lowers the KL;
+ * safetensors save / load. (The logit lens itself is checked against the numpy reference
+ * in test_spade.c.) */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lens/ll_lens.h"
+#include "ll_test_util.h"
+#include "train/ll_train_rng.h"
+
+static const int32_t P0[] = {1, 45, 300, 7, 99, 12, 480, 5, 77};
+static const int32_t P1[] = {1, 200, 3, 3, 64, 128};
+static const int32_t P2[] = {1, 9, 250, 11, 400, 17, 2};
+
+static ll_model *load_fixture(const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, "test/fixtures/%s", name);
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, p, NULL), LL_OK, "%s", ll_last_error());
+    return m;
+}
+
+static void collect(ll_model *m, ll_lens_data *d) {
+    const int32_t *toks[3] = {P0, P1, P2};
+    int n[3] = {9, 6, 7};
+    cr_assert_eq(ll_lens_data_collect(m, toks, n, 3, 0, d), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(d->n_rows, 22);
+}
+
+Test(lens, zero_tuned_lens_is_logit_lens) {
+    ll_model *m = load_fixture("llama_gqa");
+    ll_lens_data d;
+    collect(m, &d);
+    int L = m->cfg.n_layers, V = m->cfg.vocab_size, D = m->cfg.d_model;
+    ll_tuned_lens *t;
+    cr_assert_eq(ll_tuned_lens_new(&t, L, D), LL_OK);
+    float *a = malloc((size_t)d.n_rows * V * sizeof(float)), *b = malloc((size_t)d.n_rows * V * sizeof(float));
+    for (int l = 0; l <= L; l++) {
+        const float *h = d.h + (size_t)l * d.n_rows * D;
+        cr_assert_eq(ll_lens_logits(m, d.n_rows, h, a), LL_OK, "%s", ll_last_error());
+        cr_assert_eq(ll_tuned_lens_logits(t, m, l, d.n_rows, h, b), LL_OK, "%s", ll_last_error());
+        cr_expect_eq(memcmp(a, b, (size_t)d.n_rows * V * sizeof(float)), 0, "layer %d: zero translator != logit lens", l);
+    }
+    /* At layer L the logit lens is the model's own output. */
+    cr_assert_eq(ll_lens_logits(m, d.n_rows, d.h + (size_t)L * d.n_rows * D, a), LL_OK);
+    cr_expect(ll_test_rel_err(a, d.logits, (size_t)d.n_rows * V) < 1e-5);
+    /* The zero lens has KL 0 exactly only at L; before training it is the logit lens KL. */
+    free(a);
+    free(b);
+    ll_tuned_lens_free(t);
+    ll_lens_data_free(&d);
+    ll_model_free(m);
+}
+
+static void check_grad(const char *name) {
+    ll_model *m = load_fixture(name);
+    ll_lens_data d;
+    collect(m, &d);
+    int L = m->cfg.n_layers, D = m->cfg.d_model;
+    ll_tuned_lens *t;
+    cr_assert_eq(ll_tuned_lens_new(&t, L, D), LL_OK);
+    ll_rng r = {42};
+    for (size_t i = 0; i < (size_t)L * D * D; i++) t->A[i] = (float)(0.05 * ll_rng_normal(&r));
+    for (size_t i = 0; i < (size_t)L * D; i++) t->b[i] = (float)(0.1 * ll_rng_normal(&r));
+    float *dA = malloc((size_t)D * D * sizeof(float)), *db = malloc((size_t)D * sizeof(float));
+    float *tA = malloc((size_t)D * D * sizeof(float)), *tb = malloc((size_t)D * sizeof(float));
+    int rows[5] = {0, 3, 8, 15, 21};
+    for (int l = 0; l < L; l++) {
+        double kl;
+        cr_assert_eq(ll_tuned_lens_grad(t, m, &d, l, rows, 5, &kl, dA, db), LL_OK, "%s", ll_last_error());
+        cr_expect(kl > 0, "KL %.3g", kl);
+        double worst = 0, scale = 0;
+        for (int k = 0; k < 12; k++) {
+            int isA = k < 8;
+            size_t idx = isA ? (size_t)ll_rng_int(&r, D * D) : (size_t)ll_rng_int(&r, D);
+            float *p = isA ? t->A + (size_t)l * D * D + idx : t->b + (size_t)l * D + idx;
+            float keep = *p, eps = 1e-2f;
+            double kp, km;
+            *p = keep + eps;
+            cr_assert_eq(ll_tuned_lens_grad(t, m, &d, l, rows, 5, &kp, tA, tb), LL_OK);
+            *p = keep - eps;
+            cr_assert_eq(ll_tuned_lens_grad(t, m, &d, l, rows, 5, &km, tA, tb), LL_OK);
+            *p = keep;
+            double fd = (kp - km) / ((double)(keep + eps) - (double)(keep - eps));
+            double an = isA ? dA[idx] : db[idx];
+            worst = fmax(worst, fabs(fd - an));
+            scale = fmax(scale, fabs(an));
+        }
+        cr_expect(scale > 1e-6, "%s layer %d: gradient is all zero", name, l);
+        cr_expect(worst < 2e-3 * scale + 1e-6, "%s layer %d: |finite difference - gradient| = %.3g (scale %.3g)", name,
+                  l, worst, scale);
+    }
+    free(dA), free(db), free(tA), free(tb);
+    ll_tuned_lens_free(t);
+    ll_lens_data_free(&d);
+    ll_model_free(m);
+}
+
+Test(lens, grad_vs_finite_differences_rmsnorm) { check_grad("llama_gqa"); }
+Test(lens, grad_vs_finite_differences_layernorm) { check_grad("gpt2"); }
+
+Test(lens, training_lowers_kl_and_roundtrips) {
+    ll_model *m = load_fixture("qwen2");
+    ll_lens_data d;
+    collect(m, &d);
+    int L = m->cfg.n_layers, D = m->cfg.d_model, V = m->cfg.vocab_size;
+    ll_tuned_lens *t;
+    cr_assert_eq(ll_tuned_lens_new(&t, L, D), LL_OK);
+    double before[8], after[8];
+    ll_tuned_lens_train_opts o = {.steps = 40, .batch = 8, .seed = 7};
+    cr_assert_eq(ll_tuned_lens_train(t, m, &d, &o, before, after), LL_OK, "%s", ll_last_error());
+    for (int l = 0; l < L; l++)
+        cr_expect(after[l] < 0.8 * before[l], "layer %d: KL %.4f -> %.4f", l, before[l], after[l]);
+    char p[256];
+    cr_assert_eq(ll_test_write_tmp(p, sizeof p, "", 0, ".safetensors"), 0);
+    cr_assert_eq(ll_tuned_lens_save(t, p, "{\"model\": \"qwen2\"}"), LL_OK, "%s", ll_last_error());
+    ll_tuned_lens *t2;
+    cr_assert_eq(ll_tuned_lens_load(&t2, p, m), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(memcmp(t->A, t2->A, (size_t)L * D * D * sizeof(float)), 0);
+    cr_expect_eq(memcmp(t->b, t2->b, (size_t)L * D * sizeof(float)), 0);
+    float *lg = malloc((size_t)d.n_rows * V * sizeof(float));
+    cr_assert_eq(ll_tuned_lens_logits(t2, m, 0, d.n_rows, d.h, lg), LL_OK);
+    free(lg);
+    ll_tuned_lens_free(t2);
+    /* Another model's sizes: refused with both named. */
+    ll_model *g = load_fixture("llama_gqa");
+    cr_expect_eq(ll_tuned_lens_load(&t2, p, g), LL_ERR_SHAPE);
+    cr_expect(strstr(ll_last_error(), "layers"), "%s", ll_last_error());
+    ll_model_free(g);
+    /* Not a lens. */
+    cr_expect_neq(ll_tuned_lens_load(&t2, "test/fixtures/qwen2/model.safetensors", NULL), LL_OK);
+    cr_expect(strstr(ll_last_error(), "A.0"), "%s", ll_last_error());
+    unlink(p);
+    ll_tuned_lens_free(t);
+    ll_lens_data_free(&d);
+    ll_model_free(m);
+}
