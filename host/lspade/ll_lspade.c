@@ -244,6 +244,17 @@ static char *ll_fit_meta(const ll_model *m, const ll_lspade_data *data, const ll
     return s;
 }
 
+ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, int lo, int hi,
+                               ll_lspade_grams *g, const char *meta_json, ll_lspade_maps *maps) {
+    LL_TRY(ll_lspade_grams_allreduce(g, o->comm));
+    maps->target = o->target;
+    maps->norm_input = o->norm_input;
+    LL_TRY(ll_lspade_solve(g, o, maps));
+    maps->meta_json = ll_fit_meta(m, data, o, lo, hi, g, meta_json);
+    if (!maps->meta_json) return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for the metadata");
+    return LL_OK;
+}
+
 ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, const char *meta_json,
                         ll_lspade_maps **out) {
     *out = NULL;
@@ -303,16 +314,7 @@ ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade
         done += nb;
         if (o->progress) o->progress(o->progress_user, done, mine);
     }
-    if (!st) st = ll_lspade_grams_allreduce(&g, o->comm);
-    if (!st) {
-        maps->target = o->target;
-        maps->norm_input = o->norm_input;
-        st = ll_lspade_solve(&g, &oo, maps);
-    }
-    if (!st) {
-        maps->meta_json = ll_fit_meta(m, data, &oo, lo, hi, &g, meta_json);
-        if (!maps->meta_json) st = ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for the metadata");
-    }
+    if (!st) st = ll_lspade_fit_finish(m, data, &oo, lo, hi, &g, meta_json, maps);
     ll_spade_free(sp);
     ll_lspade_grams_free(&g);
     free(X);

@@ -100,6 +100,14 @@ typedef struct {
 ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, const char *meta_json,
                         ll_lspade_maps **out);
 
+/* Fit from stored activations: a dump made by `layerlab dump --points hook_resid_post
+ * --positions answer` (or any positions that include each prompt's last token) of the
+ * same prompts (their tokens are checked against the dump's). The answer rows come from
+ * the file; SPADE still runs the remaining blocks (row 0 from its per-token cache, so
+ * o->spade.rows must be cached). */
+ll_status ll_lspade_fit_from_dump(ll_model *m, const ll_lspade_data *data, const char *dump_path,
+                                  const ll_lspade_fit_opts *o, const char *meta_json, ll_lspade_maps **out);
+
 /* The Grams alone, per layer l = 0..L (train[l], val[l] initialised for layers in range,
  * zeroed otherwise), before the all-reduce: for tests and for fitting from a dump. */
 typedef struct {
@@ -118,6 +126,10 @@ ll_status ll_lspade_grams_add(ll_lspade_grams *g, int layer, const float *X, con
 ll_status ll_lspade_grams_allreduce(ll_lspade_grams *g, const ll_lspade_comm *comm);
 /* Select lambda per layer and solve into maps (shapes from g; m for the norm kind). */
 ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o, ll_lspade_maps *maps);
+/* All-reduce, solve and record the switches: the common end of both fits (lo..hi resolved,
+ * o->val_frac resolved). */
+ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, int lo, int hi,
+                               ll_lspade_grams *g, const char *meta_json, ll_lspade_maps *maps);
 
 /* ---- files: safetensors, "W.{l}" [(d+1)][d_out] F32, metadata format=layerlab-lspade,
  * target, norm_input, n_layers, d_model, d_out, K, layers, lambda.{l}, lambda_rel.{l},
