@@ -101,3 +101,50 @@ ll_status ll_exit_prompts_slice(const ll_exit_prompts *p, int from, int to, ll_e
     }
     return LL_OK;
 }
+
+ll_status ll_exit_prompts_from_mcqa(const ll_mcqa_prompts *src, ll_exit_prompts *out) {
+    memset(out, 0, sizeof *out);
+    if (src->n <= 0) return ll_err(LL_ERR_ARG, "prompts: the task set is empty");
+    int K = src->n_cand[0];
+    for (int i = 1; i < src->n; i++)
+        if (src->n_cand[i] != K)
+            return ll_err(LL_ERR_ARG, "prompts: item %s has %d options, item %s has %d: L-SPADE maps need the same "
+                                      "number of options K for every prompt (filter the set, or split it by K)",
+                          src->id[0], K, src->id[i], src->n_cand[i]);
+    LL_TRY(ll_prompts_alloc(out, src->n, K));
+    for (int i = 0; i < src->n; i++) {
+        out->tok[i] = malloc((size_t)src->n_tok[i] * sizeof(int32_t));
+        out->cand[i] = malloc((size_t)K * sizeof(int32_t));
+        out->id[i] = strdup(src->id[i] ? src->id[i] : "");
+        if (!out->tok[i] || !out->cand[i] || !out->id[i]) {
+            ll_exit_prompts_free(out);
+            return ll_err(LL_ERR_NOMEM, "prompts: no memory");
+        }
+        memcpy(out->tok[i], src->tok[i], (size_t)src->n_tok[i] * sizeof(int32_t));
+        memcpy(out->cand[i], src->cand[i], (size_t)K * sizeof(int32_t));
+        out->n_tok[i] = src->n_tok[i];
+        out->gold[i] = src->gold[i];
+    }
+    return LL_OK;
+}
+
+ll_status ll_exit_prompts_view(const ll_exit_prompts *p, ll_mcqa_prompts *view) {
+    memset(view, 0, sizeof *view);
+    view->n_cand = malloc((size_t)(p->n > 0 ? p->n : 1) * sizeof(int));
+    if (!view->n_cand) return ll_err(LL_ERR_NOMEM, "prompts: no memory");
+    for (int i = 0; i < p->n; i++) view->n_cand[i] = p->K;
+    view->n = p->n;
+    view->id = p->id;
+    view->text = NULL;
+    view->tok = p->tok;
+    view->n_tok = p->n_tok;
+    view->cand = p->cand;
+    view->gold = p->gold;
+    view->tpl = LL_TPL_RAW;
+    return LL_OK;
+}
+
+void ll_exit_prompts_view_free(ll_mcqa_prompts *view) {
+    free(view->n_cand);
+    memset(view, 0, sizeof *view);
+}

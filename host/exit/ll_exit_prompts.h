@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../lspade/ll_lspade.h"
+#include "../mcqa/ll_mcqa.h"
 
 typedef struct {
     int n, K;
@@ -25,5 +26,12 @@ ll_lspade_data ll_exit_prompts_data(const ll_exit_prompts *p);
 ll_status ll_exit_prompts_toy_mcq(ll_exit_prompts *out, int n, uint64_t seed, int vocab_size);
 /* Split: prompts [from, to) as a new owned set (copies). */
 ll_status ll_exit_prompts_slice(const ll_exit_prompts *p, int from, int to, ll_exit_prompts *out);
+
+/* Copy a built task set (host/mcqa); every prompt must have the same number of options. */
+ll_status ll_exit_prompts_from_mcqa(const ll_mcqa_prompts *src, ll_exit_prompts *out);
+/* A read-only ll_mcqa_prompts view of p (for host/lens's evaluation); free with
+ * ll_exit_prompts_view_free (not ll_mcqa_prompts_free). */
+ll_status ll_exit_prompts_view(const ll_exit_prompts *p, ll_mcqa_prompts *view);
+void ll_exit_prompts_view_free(ll_mcqa_prompts *view);
 
 #endif

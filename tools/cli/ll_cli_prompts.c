@@ -1,0 +1,58 @@
+/* Prompt sets for `layerlab lspade train` and `layerlab exit`: a task file through
+ * host/mcqa, or the toy model's multiple-choice generator. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ll_cli.h"
+
+int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *status) {
+    const char *a = argv[*i];
+    bool has = *i + 1 < argc;
+    *status = 0;
+    if (!strcmp(a, "--data") && has) s->data = argv[++*i];
+    else if (!strcmp(a, "--format") && has) s->format = argv[++*i];
+    else if (!strcmp(a, "--template") && has) s->tpl = argv[++*i];
+    else if ((!strcmp(a, "--k-shot") || !strcmp(a, "--limit") || !strcmp(a, "--toy-mcq") || !strcmp(a, "--data-seed")) &&
+             has) {
+        char *end;
+        long long v = strtoll(argv[++*i], &end, 10);
+        if (*end || v < 0) {
+            *status = ll_cli_fail("%s: expected a count, found '%s'", a, argv[*i]);
+            return 1;
+        }
+        if (!strcmp(a, "--k-shot")) s->k_shot = (int)v;
+        else if (!strcmp(a, "--limit")) s->limit = (int)v;
+        else if (!strcmp(a, "--toy-mcq")) s->toy_n = (int)v;
+        else s->seed = (uint64_t)v;
+    } else return 0;
+    return 1;
+}
+
+ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path, const ll_model *m,
+                              ll_exit_prompts *out, char *desc, size_t n) {
+    if (!!s->data + !!s->toy_n != 1) return ll_err(LL_ERR_ARG, "give exactly one of --data FILE and --toy-mcq N");
+    if (s->toy_n) {
+        snprintf(desc, n, "toy-mcq n=%d seed=%llu", s->toy_n, (unsigned long long)s->seed);
+        return ll_exit_prompts_toy_mcq(out, s->toy_n, s->seed, m->cfg.vocab_size);
+    }
+    ll_mcqa_format fmt = LL_MCQA_AUTO;
+    ll_mcqa_template tpl = LL_TPL_AUTO;
+    if (s->format) LL_TRY(ll_mcqa_parse_format(s->format, &fmt));
+    if (s->tpl) LL_TRY(ll_mcqa_parse_template(s->tpl, &tpl));
+    ll_tokenizer *t = NULL;
+    LL_TRY(ll_cli_load_tokenizer(model_path, m->cfg.vocab_size, &t));
+    ll_mcqa_set set = {0};
+    ll_mcqa_prompts pr = {0};
+    ll_status st = ll_mcqa_load(&set, s->data, fmt, s->limit);
+    ll_mcqa_prompt_opts po = {.tpl = tpl, .k_shot = s->k_shot};
+    if (!st) st = ll_mcqa_build(&set, t, &po, &pr);
+    if (!st) st = ll_exit_prompts_from_mcqa(&pr, out);
+    if (!st)
+        snprintf(desc, n, "%s format=%s template=%s k_shot=%d limit=%d", s->data, ll_mcqa_format_name(set.format),
+                 ll_mcqa_template_name(pr.tpl), s->k_shot, s->limit);
+    ll_mcqa_prompts_free(&pr);
+    ll_mcqa_set_free(&set);
+    ll_tokenizer_free(t);
+    return st;
+}
