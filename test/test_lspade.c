@@ -263,3 +263,149 @@ Test(lspade, apply_by_hand_and_hidden_decoding_equals_the_model_head) {
     ll_lspade_maps_free(a);
     ll_model_free(m);
 }
+
+/* ---- the command line: MPI data parallelism and fitting from a dump ---- */
+
+static int have_layerlab(void) { return access("build/layerlab", X_OK) == 0; }
+
+static ll_lspade_maps *load_maps(const char *path, const ll_model *m) {
+    ll_lspade_maps *x;
+    cr_assert_eq(ll_lspade_load(&x, path, m), LL_OK, "%s", ll_last_error());
+    return x;
+}
+
+/* Max relative difference of all maps (0 = bit-equal, checked with memcmp as well). */
+static double maps_diff(const ll_lspade_maps *a, const ll_lspade_maps *b, int *bit_equal) {
+    double md = 0, mx = 0;
+    *bit_equal = 1;
+    for (int l = 0; l <= a->n_layers; l++) {
+        cr_assert_eq(!a->W[l], !b->W[l], "layer %d present in one file only", l);
+        if (!a->W[l]) continue;
+        size_t n = (size_t)(a->d_model + 1) * a->d_out;
+        if (memcmp(a->W[l], b->W[l], n * sizeof(float))) *bit_equal = 0;
+        for (size_t i = 0; i < n; i++) {
+            md = fmax(md, fabs((double)a->W[l][i] - b->W[l][i]));
+            mx = fmax(mx, fabs((double)b->W[l][i]));
+        }
+    }
+    return mx > 0 ? md / mx : md;
+}
+
+Test(lspade, mpirun_two_processes_give_the_same_maps) {
+    if (!have_layerlab()) cr_skip_test("build/layerlab is not built (make build/layerlab)");
+    if (system("command -v mpirun >/dev/null 2>&1") != 0)
+        cr_skip_test("mpirun is missing (tools/deps.sh build installs openmpi-bin)");
+    if (system("build/layerlab lspade train --help | grep -q mpirun") != 0) cr_skip_test("layerlab lacks lspade");
+    char one[128], two[128], cmd[1024];
+    snprintf(one, sizeof one, "/tmp/ll_lspade_np1_%d.safetensors", getpid());
+    snprintf(two, sizeof two, "/tmp/ll_lspade_np2_%d.safetensors", getpid());
+    const char *args = "data/models/toy-llama --toy-mcq 200 --data-seed 5 --val-frac 0.25 --threads 1 --quiet --force";
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 build/layerlab lspade train %s --out %s >/dev/null", args, one);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 build/layerlab lspade train %s --out %s "
+             ">/tmp/ll_lspade_mpi_%d.log 2>&1",
+             args, two, getpid());
+    int rc = system(cmd);
+    if (rc != 0) {
+        char log[256];
+        snprintf(log, sizeof log, "cat /tmp/ll_lspade_mpi_%d.log >&2", getpid());
+        (void)!system(log);
+    }
+    cr_assert_eq(rc, 0, "%s", cmd);
+    ll_model *m = load_toy();
+    ll_lspade_maps *a = load_maps(one, m), *b = load_maps(two, m);
+    int eq;
+    double d = maps_diff(b, a, &eq);
+    cr_log_info("mpirun -np 2 vs one process: maps %s (max rel diff %.3g); reduce recorded as: %s",
+                eq ? "bit-equal" : "differ", d, strstr(b->meta_json, "mpi x 2") ? "mpi x 2" : "?");
+    cr_assert(strstr(b->meta_json, "\"reduce\":\"mpi x 2\""), "%s", b->meta_json);
+    cr_assert(eq, "maps from 2 ranks differ from one process's by %g (relative)", d);
+    ll_lspade_maps_free(a);
+    ll_lspade_maps_free(b);
+    ll_model_free(m);
+    unlink(one);
+    unlink(two);
+    char lg[128];
+    snprintf(lg, sizeof lg, "/tmp/ll_lspade_mpi_%d.log", getpid());
+    unlink(lg);
+}
+
+Test(lspade, cli_from_dump_equals_live_fit_and_exit_runs) {
+    if (!have_layerlab()) cr_skip_test("build/layerlab is not built (make build/layerlab)");
+    ll_model *m = load_toy();
+    ll_exit_prompts p;
+    cr_assert_eq(ll_exit_prompts_toy_mcq(&p, 80, 4, m->cfg.vocab_size), LL_OK);
+    char dir[] = "/tmp/ll_lspade_cli_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char jl[256], h5[256], live[256], fromd[256], cmd[2048];
+    snprintf(jl, sizeof jl, "%s/prompts.jsonl", dir);
+    snprintf(h5, sizeof h5, "%s/acts.h5", dir);
+    snprintf(live, sizeof live, "%s/live.safetensors", dir);
+    snprintf(fromd, sizeof fromd, "%s/dump.safetensors", dir);
+    FILE *f = fopen(jl, "w");
+    for (int i = 0; i < p.n; i++) {
+        fprintf(f, "{\"id\": \"%s\", \"tokens\": [", p.id[i]);
+        for (int k = 0; k < p.n_tok[i]; k++) fprintf(f, "%s%d", k ? ", " : "", p.tok[i][k]);
+        fprintf(f, "]}\n");
+    }
+    fclose(f);
+    const char *q = "--threads 1 --quiet";
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 build/layerlab dump data/models/toy-llama --input %s --out %s --positions last %s "
+             ">/dev/null 2>&1 && OMP_NUM_THREADS=1 build/layerlab lspade train data/models/toy-llama --toy-mcq 80 --data-seed "
+             "4 --target hidden --norm-input --out %s %s >/dev/null && OMP_NUM_THREADS=1 build/layerlab lspade train "
+             "data/models/toy-llama --toy-mcq 80 --data-seed 4 --target hidden --norm-input --from-dump %s --out %s %s "
+             ">/dev/null",
+             jl, h5, q, live, q, h5, fromd, q);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    ll_lspade_maps *a = load_maps(live, m), *b = load_maps(fromd, m);
+    int eq;
+    double d = maps_diff(b, a, &eq);
+    cr_log_info("--from-dump vs live forward passes (hidden target, norm input): %s, max rel diff %.3g",
+                eq ? "bit-equal" : "close", d);
+    cr_assert(d < 1e-4, "maps from the dump differ by %g", d);
+    cr_assert(strstr(b->meta_json, "\"inputs\":\"dump ") && b->norm_input && b->target == LL_LSPADE_TARGET_HIDDEN,
+              "%s", b->meta_json);
+    /* A dump of other prompts is refused, naming the first difference. */
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 build/layerlab lspade train data/models/toy-llama --toy-mcq 80 --data-seed 5 --from-dump "
+             "%s --out %s/x.safetensors %s 2>%s/err.txt",
+             h5, dir, q, dir);
+    cr_assert_neq(system(cmd), 0, "a dump of other prompts must be refused");
+    char ep[300], err[1024] = "";
+    snprintf(ep, sizeof ep, "%s/err.txt", dir);
+    f = fopen(ep, "r");
+    size_t ne = f ? fread(err, 1, sizeof err - 1, f) : 0;
+    err[ne] = 0;
+    if (f) fclose(f);
+    cr_assert(strstr(err, "not the same prompts"), "%s", err);
+    /* exit: a sweep end to end, every output present and recording its switches. */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && OMP_NUM_THREADS=1 %s/build/layerlab exit %s/data/models/toy-llama --lspade live.safetensors "
+             "--toy-mcq 40 --data-seed 9 --sweep --out ex --no-plot %s > out.txt",
+             dir, getcwd((char[1024]){0}, 1024), getcwd((char[1024]){0}, 1024), q);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    const char *outs[] = {"ex.layers.csv", "ex.sweep.csv", "ex.runs.csv", "ex.h5"};
+    for (int i = 0; i < 4; i++) {
+        char op[300];
+        snprintf(op, sizeof op, "%s/%s", dir, outs[i]);
+        cr_assert_eq(access(op, R_OK), 0, "%s missing", op);
+    }
+    char rp[300], line[4096] = "";
+    snprintf(rp, sizeof rp, "%s/ex.runs.csv", dir);
+    f = fopen(rp, "r");
+    cr_assert(f && fgets(line, sizeof line, f) && fgets(line, sizeof line, f));
+    fclose(f);
+    cr_assert(strstr(line, "target=hidden norm_input=true") && strstr(line, "positions=orig"), "%s", line);
+    /* the 11th field: decisions of the measured loop that differ from the sweep table */
+    char *c = line;
+    for (int k = 0; k < 10; k++) c = strchr(c, ',') + 1;
+    cr_assert_eq(atoi(c), 0, "the measured loop disagrees with the sweep: %s", line);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)!system(cmd);
+    ll_lspade_maps_free(a);
+    ll_lspade_maps_free(b);
+    ll_exit_prompts_free(&p);
+    ll_model_free(m);
+}
