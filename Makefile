@@ -36,7 +36,7 @@ CPPFLAGS += -I$(BLAS_INC)
 LDLIBS += $(HDF5_LIBS) -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
-HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' -not -name 'll_mpi.c' -not -name 'll_mpi_none.c')
+HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' -not -name 'll_mpi.c' -not -name 'll_mpi_none.c' -not -name 'll_ridge_gpu_none.c')
 # MPI (data-parallel L-SPADE fitting, host/lspade/ll_mpi.c) whenever mpicc is present; MPI=0 turns it off.
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 MPI ?= $(if $(MPICC),1,0)
@@ -53,10 +53,11 @@ ifeq ($(CUDA),1)
   CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1 -DLL_CUDA_MIN_CC=$(patsubst sm_%,%,$(subst a,,$(CUDA_ARCH)))
   # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
   # on a machine that has the same CUDA major version elsewhere); the runtime statically.
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
+  # cuSOLVER: the GPU ridge solve of L-SPADE (host/backend/cuda/ll_cuda_ridge.c).
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcusolver -lcublas -lcudart_static -ldl -lrt -lstdc++
   NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC -Xptxas -warn-spills --resource-usage
 else
-  HOST_SRC += host/backend/ll_devices_none.c
+  HOST_SRC += host/backend/ll_devices_none.c host/lspade/ll_ridge_gpu_none.c
   CU_SRC :=
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
