@@ -2,6 +2,7 @@
  * summed across processes, then one ridge solve per layer with lambda chosen on a
  * held-out split. */
 #include "ll_lspade.h"
+#include "ll_ridge_gpu.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -170,7 +171,8 @@ ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o,
             if (ll_gram_count(va) == 0)
                 return ll_err(LL_ERR_ARG, "L-SPADE layer %d: %d lambdas to choose from but no held-out examples "
                                           "(raise --val-frac or give one lambda)", l, ng);
-            if ((st = ll_ridge_select(tr, va, grid, ng, mses, &best))) return ll_err_prefix(st, "L-SPADE layer %d: ", l);
+            if ((st = ll_ridge_select_with(tr, va, grid, ng, o->ridge_gpu ? ll_ridge_solve_gpu : NULL, mses, &best)))
+                return ll_err_prefix(st, "L-SPADE layer %d: ", l);
             maps->val_mse[l] = mses[best];
         }
         ll_gram all;
@@ -185,7 +187,7 @@ ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o,
         double *W = malloc((size_t)p * q * sizeof(double));
         maps->W[l] = malloc((size_t)p * q * sizeof(float));
         if (!W || !maps->W[l]) st = ll_err(LL_ERR_NOMEM, "L-SPADE layer %d: no memory for the map", l);
-        if (!st) st = ll_ridge_solve(fit, lam, W, NULL);
+        if (!st) st = o->ridge_gpu ? ll_ridge_solve_gpu(fit, lam, W) : ll_ridge_solve(fit, lam, W, NULL);
         if (!st) {
             for (size_t i = 0; i < (size_t)p * q; i++) maps->W[l][i] = (float)W[i];
             maps->lambda[l] = lam;
@@ -227,6 +229,7 @@ static char *ll_fit_meta(const ll_model *m, const ll_lspade_data *data, const ll
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     cJSON_AddStringToObject(j, "split_seed", buf);
     cJSON_AddStringToObject(j, "refit", o->no_refit ? "train only" : "train + validation");
+    cJSON_AddStringToObject(j, "ridge_solver", o->ridge_gpu ? "cusolver Dpotrf/Dpotrs (fp64)" : "lapack dposv (dsyev fallback), fp64");
     ll_spade_opts_describe(&o->spade, buf, sizeof buf);
     cJSON_AddStringToObject(j, "spade", buf);
     snprintf(buf, sizeof buf, "%s x %d", o->comm && o->comm->name ? o->comm->name : "none",

@@ -77,6 +77,7 @@ typedef struct {
     double val_frac;          /* held-out share for lambda selection (default 0.2 when < 0) */
     uint64_t seed;            /* split seed */
     bool no_refit;            /* false: refit on train + validation with the chosen lambda */
+    bool ridge_gpu;           /* solve with cuSOLVER (ll_ridge_gpu.h) instead of LAPACK */
     ll_spade_opts spade;
     const ll_lspade_comm *comm;
     /* Progress: called after each block on every rank with prompts done (this rank). */

@@ -245,8 +245,18 @@ double ll_ridge_mse(const ll_gram *g, const double *W) {
     return fmax(s, 0.0) / (n * q);
 }
 
+static ll_status ll_ridge_solve_cpu(const ll_gram *g, double lambda, double *W) {
+    return ll_ridge_solve(g, lambda, W, NULL);
+}
+
 ll_status ll_ridge_select(const ll_gram *train, const ll_gram *val, const double *lambda_rel, int n_lambda,
                           double *mse, int *best) {
+    return ll_ridge_select_with(train, val, lambda_rel, n_lambda, NULL, mse, best);
+}
+
+ll_status ll_ridge_select_with(const ll_gram *train, const ll_gram *val, const double *lambda_rel, int n_lambda,
+                               ll_ridge_solver solve, double *mse, int *best) {
+    if (!solve) solve = ll_ridge_solve_cpu;
     if (n_lambda <= 0) return ll_err(LL_ERR_ARG, "ridge: empty lambda grid");
     if (train->d_in != val->d_in || train->d_out != val->d_out)
         return ll_err(LL_ERR_SHAPE, "ridge: validation Gram %d x %d, training Gram %d x %d", val->d_in, val->d_out,
@@ -258,7 +268,7 @@ ll_status ll_ridge_select(const ll_gram *train, const ll_gram *val, const double
     double best_mse = INFINITY;
     *best = 0;
     for (int i = 0; i < n_lambda; i++) {
-        ll_status st = ll_ridge_solve(train, lambda_rel[i] * scale, W, NULL);
+        ll_status st = solve(train, lambda_rel[i] * scale, W);
         if (st != LL_OK) {
             free(W);
             return ll_err_prefix(st, "lambda %g (x %g): ", lambda_rel[i], scale);

@@ -70,6 +70,11 @@ double ll_ridge_mse(const ll_gram *g, const double *W);
 ll_status ll_ridge_select(const ll_gram *train, const ll_gram *val, const double *lambda_rel, int n_lambda,
                           double *mse, int *best);
 
+/* The same with another solver (e.g. ll_ridge_solve_gpu); NULL = ll_ridge_solve. */
+typedef ll_status (*ll_ridge_solver)(const ll_gram *g, double lambda, double *W);
+ll_status ll_ridge_select_with(const ll_gram *train, const ll_gram *val, const double *lambda_rel, int n_lambda,
+                               ll_ridge_solver solve, double *mse, int *best);
+
 /* Prediction for rows of X: Y[n][q] = X W[0..d_in) + W[d_in]. */
 ll_status ll_ridge_predict(const double *W, int d_in, int d_out, const float *X, int ldx, int64_t n, float *Y, int ldy);
 

@@ -16,7 +16,7 @@ static const char usage[] =
     "usage: layerlab lspade train MODEL (--data FILE | --toy-mcq N) --out MAPS.safetensors\n"
     "         [--target logits|hidden] [--norm-input] [--lambda-grid L1,L2,...] [--val-frac F]\n"
     "         [--split-seed S] [--no-refit] [--layers LO-HI] [--positions orig|reindex]\n"
-    "         [--from-dump F.h5] [--format F] [--template T] [--k-shot K] [--limit N]\n"
+    "         [--from-dump F.h5] [--ridge-device cpu|cuda] [--format F] [--template T] [--k-shot K] [--limit N]\n"
     "         [--data-seed S] [--force] [--quiet] [--device cuda|cpu] [--threads N]\n"
     "\n"
     "  --data FILE      a task file (host/mcqa formats: foundry, boolq, headqa, arc, generic)\n"
@@ -30,6 +30,7 @@ static const char usage[] =
     "  --layers LO-HI   layers to fit (default 1-(L-1)); layer l = residual after l blocks\n"
     "  --from-dump F    answer rows from `layerlab dump --points hook_resid_post --positions\n"
     "                   answer` of the same prompts instead of forward passes\n"
+    "  --ridge-device   solve the normal equations with LAPACK (cpu, default) or cuSOLVER\n"
     "Under mpirun each process takes every N-th block of 64 prompts and one all-reduce per\n"
     "Gram sums them; the maps are bit-equal to a single process's. Rank 0 writes --out and a\n"
     "per-layer summary next to it (MAPS.csv).\n";
@@ -120,6 +121,12 @@ int ll_cli_lspade(int argc, char **argv) {
         } else if (!strcmp(a, "--split-seed") && has) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--norm-input")) o.norm_input = true;
         else if (!strcmp(a, "--no-refit")) o.no_refit = true;
+        else if (!strcmp(a, "--ridge-device") && has) {
+            const char *v = argv[++i];
+            if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+                return ll_cli_fail("lspade: --ridge-device: expected cpu or cuda, found '%s'", v);
+            o.ridge_gpu = !strcmp(v, "cuda");
+        }
         else if (!strcmp(a, "--force")) force = true;
         else if (!strcmp(a, "--quiet")) quiet = true;
         else if (a[0] == '-') return ll_cli_fail("lspade train: unknown option %s (or missing value)", a);
