@@ -17,7 +17,7 @@ static const char usage[] =
     "usage: layerlab exit MODEL --lspade MAPS (--data FILE | --toy-mcq N) (--tau T | --sweep)\n"
     "         [--taus T1,T2,...] [--min-layer L] [--batch N] [--tuned-lens FILE]\n"
     "         [--positions orig|reindex] [--out PREFIX] [--no-plot] [--no-run] [--quiet]\n"
-    "         [--format F] [--template T] [--k-shot K] [--limit N] [--data-seed S]\n"
+    "         [--format F] [--template T] [--k-shot K] [--limit N] [--range A-B] [--data-seed S]\n"
     "         [--device cuda|cpu] [--threads N]\n"
     "\n"
     "  --lspade MAPS    maps from 'layerlab lspade train' for this model (same K options)\n"

@@ -13,6 +13,13 @@ int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *
     if (!strcmp(a, "--data") && has) s->data = argv[++*i];
     else if (!strcmp(a, "--format") && has) s->format = argv[++*i];
     else if (!strcmp(a, "--template") && has) s->tpl = argv[++*i];
+    else if (!strcmp(a, "--range") && has) {
+        const char *v = argv[++*i];
+        if (sscanf(v, "%d-%d", &s->from, &s->to) != 2 || s->from < 0 || s->to <= s->from) {
+            *status = ll_cli_fail("--range: expected A-B with 0 <= A < B (items A..B-1 of the loaded set), found '%s'", v);
+            return 1;
+        }
+    }
     else if ((!strcmp(a, "--k-shot") || !strcmp(a, "--limit") || !strcmp(a, "--toy-mcq") || !strcmp(a, "--data-seed")) &&
              has) {
         char *end;
@@ -29,12 +36,32 @@ int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *
     return 1;
 }
 
+/* --range A-B: keep items [A, B) (B capped at the set's size). */
+static ll_status ll_cli_prompts_range(const ll_cli_prompt_src *s, ll_exit_prompts *p, char *desc, size_t n) {
+    if (!s->to) return LL_OK;
+    int to = s->to < p->n ? s->to : p->n;
+    if (s->from >= to) {
+        ll_status st = ll_err(LL_ERR_ARG, "--range %d-%d: the set has only %d items", s->from, s->to, p->n);
+        ll_exit_prompts_free(p);
+        return st;
+    }
+    ll_exit_prompts sub;
+    ll_status st = ll_exit_prompts_slice(p, s->from, to, &sub);
+    ll_exit_prompts_free(p);
+    if (st) return st;
+    *p = sub;
+    size_t l = strlen(desc);
+    snprintf(desc + l, n - l, " range=%d-%d", s->from, to);
+    return LL_OK;
+}
+
 ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path, const ll_model *m,
                               ll_exit_prompts *out, char *desc, size_t n) {
     if (!!s->data + !!s->toy_n != 1) return ll_err(LL_ERR_ARG, "give exactly one of --data FILE and --toy-mcq N");
     if (s->toy_n) {
         snprintf(desc, n, "toy-mcq n=%d seed=%llu", s->toy_n, (unsigned long long)s->seed);
-        return ll_exit_prompts_toy_mcq(out, s->toy_n, s->seed, m->cfg.vocab_size);
+        LL_TRY(ll_exit_prompts_toy_mcq(out, s->toy_n, s->seed, m->cfg.vocab_size));
+        return ll_cli_prompts_range(s, out, desc, n);
     }
     ll_mcqa_format fmt = LL_MCQA_AUTO;
     ll_mcqa_template tpl = LL_TPL_AUTO;
@@ -51,6 +78,7 @@ ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path
     if (!st)
         snprintf(desc, n, "%s format=%s template=%s k_shot=%d limit=%d", s->data, ll_mcqa_format_name(set.format),
                  ll_mcqa_template_name(pr.tpl), s->k_shot, s->limit);
+    if (!st) st = ll_cli_prompts_range(s, out, desc, n);
     ll_mcqa_prompts_free(&pr);
     ll_mcqa_set_free(&set);
     ll_tokenizer_free(t);
