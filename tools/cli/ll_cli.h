@@ -19,6 +19,8 @@ int ll_cli_generate(int argc, char **argv);
 int ll_cli_dump(int argc, char **argv);
 int ll_cli_merge(int argc, char **argv);
 int ll_cli_train(int argc, char **argv);
+int ll_cli_lens(int argc, char **argv);
+int ll_cli_tuned_lens(int argc, char **argv);
 
 /* Print "layerlab: error: <msg>" and return LL_EXIT_ERR. */
 int ll_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,8 @@ static const char usage[] =
     "  dump MODEL --input F --out X.h5   hidden states of many prompts to HDF5\n"
     "  merge OUT.h5 SHARDS...      join the shards of a --shard K/N dump\n"
     "  train --out DIR             train the built-in toy Llama (train eval MODEL: its accuracies)\n"
+    "  lens MODEL --data F         per-layer accuracy: logit lens, tuned lens, SPADE (docs/spade.md)\n"
+    "  tuned-lens train MODEL      fit a tuned lens (one affine translator per layer)\n"
     "\n"
     "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
     "llama2.c .bin checkpoint. Common options: --threads N (default: all cores),\n"
@@ -39,6 +41,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "dump")) return ll_cli_dump(argc - 1, argv + 1);
     if (!strcmp(argv[1], "merge")) return ll_cli_merge(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return ll_cli_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "lens")) return ll_cli_lens(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tuned-lens")) return ll_cli_tuned_lens(argc - 1, argv + 1);
     fprintf(stderr, "layerlab: error: unknown command '%s'\n\n%s", argv[1], usage);
     return LL_EXIT_USAGE;
 }
