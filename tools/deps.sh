@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages layerlab needs, only those that are missing.
-# Usage: tools/deps.sh [build|bench|fuzz|fixtures]...   (default: build)
+# Usage: tools/deps.sh [build|bench|fuzz|fixtures|plot]...   (default: build)
 set -euo pipefail
 want=()
 for what in "${@:-build}"; do
@@ -8,8 +8,9 @@ for what in "${@:-build}"; do
     build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev python3-h5py hdf5-tools) ;;
     bench) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
     fuzz) want+=(clang libclang-rt-14-dev) ;;
+    plot) want+=(python3-matplotlib) ;;
     fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip sentencepiece) ;;
-    *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures, plot)" >&2; exit 2 ;;
   esac
 done
 missing=()
