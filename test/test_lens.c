@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "lens/ll_lens.h"
+#include "lens/ll_lens_eval.h"
+#include "mcqa/ll_mcqa.h"
 #include "ll_test_util.h"
 #include "train/ll_train_rng.h"
 
@@ -138,5 +140,60 @@ Test(lens, training_lowers_kl_and_roundtrips) {
     unlink(p);
     ll_tuned_lens_free(t);
     ll_lens_data_free(&d);
+    ll_model_free(m);
+}
+
+/* End to end on the real stories260K: a cloze task cut from its own greedy stories, every
+ * method at every layer; the full model must score its own greedy words (~100%). */
+Test(lens, stories260k_cloze_end_to_end) {
+    char mp[512], tp[512];
+    if (!ll_test_asset(mp, sizeof mp, "stories260K/stories260K.bin") ||
+        !ll_test_asset(tp, sizeof tp, "stories260K/tok512.bin"))
+        cr_skip_test("../shared/assets/stories260K absent: end-to-end check skipped");
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, mp, NULL), LL_OK, "%s", ll_last_error());
+    ll_tokenizer *t;
+    cr_assert_eq(ll_tokenizer_load_llama2c(&t, tp, m->cfg.vocab_size), LL_OK, "%s", ll_last_error());
+    ll_mcqa_set set;
+    ll_mcqa_cloze_opts co = {.n_items = 48};
+    cr_assert_eq(ll_mcqa_cloze(m, t, &co, &set), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(set.n, 48);
+    ll_mcqa_prompts pr;
+    cr_assert_eq(ll_mcqa_build(&set, t, NULL, &pr), LL_OK, "%s", ll_last_error());
+    /* A tuned lens trained briefly on the same prompts (it only has to run here). */
+    ll_lens_data ld;
+    cr_assert_eq(ll_lens_data_collect(m, (const int32_t *const *)pr.tok, pr.n_tok, pr.n, 0, &ld), LL_OK);
+    ll_tuned_lens *tl;
+    cr_assert_eq(ll_tuned_lens_new(&tl, m->cfg.n_layers, m->cfg.d_model), LL_OK);
+    ll_tuned_lens_train_opts to = {.steps = 20};
+    cr_assert_eq(ll_tuned_lens_train(tl, m, &ld, &to, NULL, NULL), LL_OK, "%s", ll_last_error());
+    ll_lens_eval_opts eo = {.tuned = tl, .batch = 16};
+    cr_assert_eq(ll_lens_eval_parse_methods(&eo, "logit,tuned,spade"), LL_OK);
+    ll_lens_eval_result r;
+    cr_assert_eq(ll_lens_eval_run(m, &pr, &eo, &r), LL_OK, "%s", ll_last_error());
+    int L = m->cfg.n_layers;
+    cr_expect_eq(r.n_scored, 48);
+    cr_expect(r.full_acc >= 0.95, "the full model scores its own greedy words: %.3f", r.full_acc);
+    char line[256];
+    for (int l = 0; l <= L; l++) {
+        int k = snprintf(line, sizeof line, "stories260K cloze layer %d:", l);
+        for (int j = 0; j < r.n_methods; j++)
+            k += snprintf(line + k, sizeof line - (size_t)k, " %s %.3f", r.names[j], r.acc[j * (L + 1) + l]);
+        cr_log_info("%s", line);
+        fprintf(stderr, "%s\n", line);
+    }
+    fprintf(stderr, "stories260K cloze full model %.3f\n", r.full_acc);
+    /* At layer L the logit lens, the tuned lens (identity there) and SPADE are the model. */
+    for (int j = 0; j < r.n_methods; j++)
+        cr_expect(fabs(r.acc[j * (L + 1) + L] - r.full_acc) < 1e-9, "%s at layer L", r.names[j]);
+    /* With 4 options chance is 0.25: the logit lens at layer 0 must not be perfect, or the
+     * task is trivial. */
+    cr_expect(r.acc[0] < 0.9, "logit lens at layer 0: %.3f", r.acc[0]);
+    ll_lens_eval_result_free(&r);
+    ll_tuned_lens_free(tl);
+    ll_lens_data_free(&ld);
+    ll_mcqa_prompts_free(&pr);
+    ll_mcqa_set_free(&set);
+    ll_tokenizer_free(t);
     ll_model_free(m);
 }

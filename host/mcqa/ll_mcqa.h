@@ -136,4 +136,9 @@ typedef struct {
 struct ll_model;
 ll_status ll_mcqa_cloze(struct ll_model *m, const ll_tokenizer *t, const ll_mcqa_cloze_opts *o, ll_mcqa_set *out);
 
+/* The built-in toy model's own multiple-choice task (host/train/ll_toy_data.h,
+ * data/models/toy-llama): n questions in its "->" format as generic items (prompt text
+ * without BOS, options "A".."D", gold = the letter the generator wrote). */
+ll_status ll_mcqa_toy_mcq(int n, uint64_t seed, ll_mcqa_set *out);
+
 #endif

@@ -14,7 +14,7 @@
 extern char **environ;
 
 static const char usage[] =
-    "usage: layerlab lens MODEL (--data FILE | --cloze N) [options]\n"
+    "usage: layerlab lens MODEL (--data FILE | --cloze N | --toy-mcq N) [options]\n"
     "       layerlab lens MODEL (--prompt TEXT | --tokens IDS) [--options A,B,...] [options]\n"
     "Per-layer accuracy (layer l = residual after l blocks, 0..L) of each method, and the\n"
     "full model's, on single-token decision prompts; for one prompt, a TSV with header\n"
@@ -25,6 +25,7 @@ static const char usage[] =
     "  --template T         auto|mcq|boolq|raw|vicuna (default auto: mcq, boolq for BoolQ, raw for generic)\n"
     "  --k-shot K           solved examples before each question (default 0)\n"
     "  --cloze N            instead of --data: N cloze items from the model's own greedy stories\n"
+    "  --toy-mcq N          instead of --data: N of the toy model's own \"->\" questions (data/models/toy-llama)\n"
     "  --method LIST        logit,tuned,spade (default logit,spade; lspade: see docs/spade.md)\n"
     "  --tuned FILE         trained tuned lens (layerlab tuned-lens train)\n"
     "  --positions P        SPADE positions: orig (0 and n-1, default) | reindex (0 and 1)\n"
@@ -40,7 +41,7 @@ static const char usage[] =
 typedef struct {
     const char *model, *data, *format, *tpl, *methods, *tuned, *positions, *decode, *rows, *csv, *h5, *plot, *dump;
     const char *prompt, *tokens, *options;
-    int k_shot, cloze, limit, batch;
+    int k_shot, cloze, toy_mcq, limit, batch;
 } ll_lens_args;
 
 /* Hook point for L-SPADE (branch lspade): plug its per-layer predictor into the evaluation
@@ -217,6 +218,8 @@ static int ll_lens_main(ll_lens_args *a) {
         if (a->cloze > 0) {
             ll_mcqa_cloze_opts co = {.n_items = a->cloze};
             if ((s = ll_mcqa_cloze(m, tk, &co, &set))) goto fail;
+        } else if (a->toy_mcq > 0) {
+            if ((s = ll_mcqa_toy_mcq(a->toy_mcq, 0, &set))) goto fail;
         } else {
             ll_mcqa_format f;
             if ((s = ll_mcqa_parse_format(a->format, &f))) goto fail;
@@ -258,7 +261,7 @@ static int ll_lens_main(ll_lens_args *a) {
                     if (!ll_lens_eval_write_csv(&res, tmpcsv)) csv = tmpcsv;
                 }
             }
-            if (csv) ll_plot(csv, a->plot, a->cloze > 0 ? "cloze (own greedy stories)" : a->data);
+            if (csv) ll_plot(csv, a->plot, a->cloze > 0 ? "cloze (own greedy stories)" : a->toy_mcq > 0 ? "toy MCQ" : a->data);
             else fprintf(stderr, "layerlab: warning: --plot: cannot write a temporary CSV; no plot\n");
             if (fd >= 0) unlink(tmpcsv);
         }
@@ -299,16 +302,16 @@ int ll_cli_lens(int argc, char **argv) {
         STR_OPT("--tuned", tuned) STR_OPT("--positions", positions) STR_OPT("--decode", decode) STR_OPT("--rows", rows)
         STR_OPT("--out-csv", csv) STR_OPT("--out-h5", h5) STR_OPT("--plot", plot) STR_OPT("--dump-prompts", dump)
         STR_OPT("--prompt", prompt) STR_OPT("--tokens", tokens) STR_OPT("--options", options)
-        INT_OPT("--k-shot", k_shot) INT_OPT("--cloze", cloze) INT_OPT("--limit", limit) INT_OPT("--batch", batch)
+        INT_OPT("--k-shot", k_shot) INT_OPT("--cloze", cloze) INT_OPT("--toy-mcq", toy_mcq) INT_OPT("--limit", limit) INT_OPT("--batch", batch)
 #undef STR_OPT
 #undef INT_OPT
         else if (o[0] == '-') return ll_cli_fail("lens: unknown option %s (or missing value)", o);
         else if (!a.model) a.model = o;
         else return ll_cli_usage(usage);
     }
-    int sources = (a.data != NULL) + (a.cloze > 0) + (a.prompt != NULL) + (a.tokens != NULL);
+    int sources = (a.data != NULL) + (a.cloze > 0) + (a.toy_mcq > 0) + (a.prompt != NULL) + (a.tokens != NULL);
     if (!a.model || sources != 1) {
-        if (a.model && sources > 1) return ll_cli_fail("lens: give one of --data, --cloze, --prompt, --tokens");
+        if (a.model && sources > 1) return ll_cli_fail("lens: give one of --data, --cloze, --toy-mcq, --prompt, --tokens");
         return ll_cli_usage(usage);
     }
     return ll_lens_main(&a);
