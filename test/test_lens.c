@@ -197,3 +197,106 @@ Test(lens, stories260k_cloze_end_to_end) {
     ll_tokenizer_free(t);
     ll_model_free(m);
 }
+
+/* ---- the command line ---- */
+#include <fcntl.h>
+#include <hdf5.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "store/ll_h5.h"
+
+/* Run build/layerlab with stdout and stderr to files; the exit status. */
+static int run_cli(char *const argv[], const char *out, const char *err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    extern char **environ;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
+    int ws;
+    cr_assert(waitpid(pid, &ws, 0) == pid);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    size_t n = fread(b, 1, (1 << 16) - 1, f);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+Test(lens, cli_table_csv_h5_tsv) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    char dir[] = "/tmp/layerlab-lenscli-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char data[128], csv[128], h5[128], out[128], err[128];
+    snprintf(data, sizeof data, "%s/d.jsonl", dir);
+    snprintf(csv, sizeof csv, "%s/a.csv", dir);
+    snprintf(h5, sizeof h5, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(err, sizeof err, "%s/err", dir);
+    FILE *f = fopen(data, "w");
+    cr_assert(f);
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"tokens\": [1, %d, %d, %d], \"candidates\": [5, 7, 9], \"gold\": %d}\n", 10 + i, 100 + 7 * i,
+                200 + i, i % 3);
+    fclose(f);
+    char *a1[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "logit,spade",
+                  "--positions", "reindex", "--out-csv", csv, "--out-h5", h5, "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a1, out, err), 0, "lens failed: %s", slurp(err));
+    char *txt = slurp(out), *c = slurp(csv);
+    cr_assert(txt && c);
+    cr_expect(strstr(txt, "positions=reindex decode=options rows=cached"), "%s", txt);
+    cr_expect(strstr(txt, "full model\t"), "%s", txt);
+    int lines = 0;
+    for (char *p = c; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 1 + 2 * 4 + 1, "CSV: header, 2 methods x 4 layers, full: %s", c);
+    cr_expect(strstr(c, "spade,0,"), "%s", c);
+    free(txt);
+    free(c);
+    hid_t h = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(h >= 0, "HDF5 output missing");
+    bool complete = false;
+    char *pos = NULL;
+    cr_expect_eq(ll_h5_get_bool(h, "complete", &complete), LL_OK);
+    cr_expect(complete);
+    cr_expect_eq(ll_h5_get_str(h, "positions", &pos), LL_OK);
+    cr_expect_str_eq(pos ? pos : "", "reindex");
+    free(pos);
+    H5Fclose(h);
+    /* One prompt: the TSV, every layer x method, plus the full model. */
+    char *a2[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--tokens", "1,45,300,7", "--method", "logit,spade",
+                  "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a2, out, err), 0, "lens --tokens failed: %s", slurp(err));
+    txt = slurp(out);
+    cr_assert(txt);
+    cr_expect(!strncmp(txt, "layer\tmethod\ttoken_id\ttoken\tprob\n", 33), "%s", txt);
+    lines = 0;
+    for (char *p = txt; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 1 + 4 * 2 + 1, "%s", txt);
+    free(txt);
+    /* Bad input: an unknown method and a missing tuned lens are errors naming them. */
+    char *a3[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "logit,nope",
+                  "--device", "cpu", NULL};
+    cr_expect_eq(run_cli(a3, out, err), 1);
+    txt = slurp(err);
+    cr_expect(txt && strstr(txt, "nope"), "%s", txt);
+    free(txt);
+    char *a4[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "tuned",
+                  "--device", "cpu", NULL};
+    cr_expect_eq(run_cli(a4, out, err), 1);
+    txt = slurp(err);
+    cr_expect(txt && strstr(txt, "--tuned"), "%s", txt);
+    free(txt);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {
+    }
+}

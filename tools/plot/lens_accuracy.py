@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Per-layer accuracy curves from `layerlab lens --out-csv` (method,layer,accuracy,n_scored,switches).
+"""Per-layer accuracy curves from `layerlab lens --out-csv` (method,layer,accuracy,n_scored,token_layers,switches).
 
 Usage: lens_accuracy.py ACCURACY.csv OUT.png [TITLE]
 One line per method over layers 0..L, the full model as a dashed horizontal line; the
