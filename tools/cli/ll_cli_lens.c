@@ -235,6 +235,10 @@ static int ll_lens_main(ll_lens_args *a) {
     }
     if ((s = ll_lens_eval_run(m, &pr, &eo, &res))) goto fail;
     if (single) {
+        char sw[128];
+        ll_spade_opts_describe(&eo.spade, sw, sizeof sw);
+        /* stdout stays a plain TSV; the switches go to stderr. */
+        fprintf(stderr, "lens: %d tokens; %s\n", pr.n_tok[0], sw);
         printf("layer\tmethod\ttoken_id\ttoken\tprob\n");
         for (int l = 0; l <= res.n_layers; l++)
             for (int k = 0; k < res.n_methods; k++) {
