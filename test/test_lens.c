@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "lens/ll_lens.h"
+#include "lens/ll_lens_eval.h"
+#include "mcqa/ll_mcqa.h"
 #include "ll_test_util.h"
 #include "train/ll_train_rng.h"
 
@@ -139,4 +141,162 @@ Test(lens, training_lowers_kl_and_roundtrips) {
     ll_tuned_lens_free(t);
     ll_lens_data_free(&d);
     ll_model_free(m);
+}
+
+/* End to end on the real stories260K: a cloze task cut from its own greedy stories, every
+ * method at every layer; the full model must score its own greedy words (~100%). */
+Test(lens, stories260k_cloze_end_to_end) {
+    char mp[512], tp[512];
+    if (!ll_test_asset(mp, sizeof mp, "stories260K/stories260K.bin") ||
+        !ll_test_asset(tp, sizeof tp, "stories260K/tok512.bin"))
+        cr_skip_test("../shared/assets/stories260K absent: end-to-end check skipped");
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, mp, NULL), LL_OK, "%s", ll_last_error());
+    ll_tokenizer *t;
+    cr_assert_eq(ll_tokenizer_load_llama2c(&t, tp, m->cfg.vocab_size), LL_OK, "%s", ll_last_error());
+    ll_mcqa_set set;
+    ll_mcqa_cloze_opts co = {.n_items = 48};
+    cr_assert_eq(ll_mcqa_cloze(m, t, &co, &set), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(set.n, 48);
+    ll_mcqa_prompts pr;
+    cr_assert_eq(ll_mcqa_build(&set, t, NULL, &pr), LL_OK, "%s", ll_last_error());
+    /* A tuned lens trained briefly on the same prompts (it only has to run here). */
+    ll_lens_data ld;
+    cr_assert_eq(ll_lens_data_collect(m, (const int32_t *const *)pr.tok, pr.n_tok, pr.n, 0, &ld), LL_OK);
+    ll_tuned_lens *tl;
+    cr_assert_eq(ll_tuned_lens_new(&tl, m->cfg.n_layers, m->cfg.d_model), LL_OK);
+    ll_tuned_lens_train_opts to = {.steps = 20};
+    cr_assert_eq(ll_tuned_lens_train(tl, m, &ld, &to, NULL, NULL), LL_OK, "%s", ll_last_error());
+    ll_lens_eval_opts eo = {.tuned = tl, .batch = 16};
+    cr_assert_eq(ll_lens_eval_parse_methods(&eo, "logit,tuned,spade"), LL_OK);
+    ll_lens_eval_result r;
+    cr_assert_eq(ll_lens_eval_run(m, &pr, &eo, &r), LL_OK, "%s", ll_last_error());
+    int L = m->cfg.n_layers;
+    cr_expect_eq(r.n_scored, 48);
+    cr_expect(r.full_acc >= 0.95, "the full model scores its own greedy words: %.3f", r.full_acc);
+    char line[256];
+    for (int l = 0; l <= L; l++) {
+        int k = snprintf(line, sizeof line, "stories260K cloze layer %d:", l);
+        for (int j = 0; j < r.n_methods; j++)
+            k += snprintf(line + k, sizeof line - (size_t)k, " %s %.3f", r.names[j], r.acc[j * (L + 1) + l]);
+        cr_log_info("%s", line);
+        fprintf(stderr, "%s\n", line);
+    }
+    fprintf(stderr, "stories260K cloze full model %.3f\n", r.full_acc);
+    /* At layer L the logit lens, the tuned lens (identity there) and SPADE are the model. */
+    for (int j = 0; j < r.n_methods; j++)
+        cr_expect(fabs(r.acc[j * (L + 1) + L] - r.full_acc) < 1e-9, "%s at layer L", r.names[j]);
+    /* With 4 options chance is 0.25: the logit lens at layer 0 must not be perfect, or the
+     * task is trivial. */
+    cr_expect(r.acc[0] < 0.9, "logit lens at layer 0: %.3f", r.acc[0]);
+    ll_lens_eval_result_free(&r);
+    ll_tuned_lens_free(tl);
+    ll_lens_data_free(&ld);
+    ll_mcqa_prompts_free(&pr);
+    ll_mcqa_set_free(&set);
+    ll_tokenizer_free(t);
+    ll_model_free(m);
+}
+
+/* ---- the command line ---- */
+#include <fcntl.h>
+#include <hdf5.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "store/ll_h5.h"
+
+/* Run build/layerlab with stdout and stderr to files; the exit status. */
+static int run_cli(char *const argv[], const char *out, const char *err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    extern char **environ;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
+    int ws;
+    cr_assert(waitpid(pid, &ws, 0) == pid);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    size_t n = fread(b, 1, (1 << 16) - 1, f);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+Test(lens, cli_table_csv_h5_tsv) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    char dir[] = "/tmp/layerlab-lenscli-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char data[128], csv[128], h5[128], out[128], err[128];
+    snprintf(data, sizeof data, "%s/d.jsonl", dir);
+    snprintf(csv, sizeof csv, "%s/a.csv", dir);
+    snprintf(h5, sizeof h5, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(err, sizeof err, "%s/err", dir);
+    FILE *f = fopen(data, "w");
+    cr_assert(f);
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"tokens\": [1, %d, %d, %d], \"candidates\": [5, 7, 9], \"gold\": %d}\n", 10 + i, 100 + 7 * i,
+                200 + i, i % 3);
+    fclose(f);
+    char *a1[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "logit,spade",
+                  "--positions", "reindex", "--out-csv", csv, "--out-h5", h5, "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a1, out, err), 0, "lens failed: %s", slurp(err));
+    char *txt = slurp(out), *c = slurp(csv);
+    cr_assert(txt && c);
+    cr_expect(strstr(txt, "positions=reindex decode=options rows=cached"), "%s", txt);
+    cr_expect(strstr(txt, "full model\t"), "%s", txt);
+    int lines = 0;
+    for (char *p = c; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 1 + 2 * 4 + 1, "CSV: header, 2 methods x 4 layers, full: %s", c);
+    cr_expect(strstr(c, "spade,0,"), "%s", c);
+    free(txt);
+    free(c);
+    hid_t h = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(h >= 0, "HDF5 output missing");
+    bool complete = false;
+    char *pos = NULL;
+    cr_expect_eq(ll_h5_get_bool(h, "complete", &complete), LL_OK);
+    cr_expect(complete);
+    cr_expect_eq(ll_h5_get_str(h, "positions", &pos), LL_OK);
+    cr_expect_str_eq(pos ? pos : "", "reindex");
+    free(pos);
+    H5Fclose(h);
+    /* One prompt: the TSV, every layer x method, plus the full model. */
+    char *a2[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--tokens", "1,45,300,7", "--method", "logit,spade",
+                  "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a2, out, err), 0, "lens --tokens failed: %s", slurp(err));
+    txt = slurp(out);
+    cr_assert(txt);
+    cr_expect(!strncmp(txt, "layer\tmethod\ttoken_id\ttoken\tprob\n", 33), "%s", txt);
+    lines = 0;
+    for (char *p = txt; *p; p++) lines += *p == '\n';
+    cr_expect_eq(lines, 1 + 4 * 2 + 1, "%s", txt);
+    free(txt);
+    /* Bad input: an unknown method and a missing tuned lens are errors naming them. */
+    char *a3[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "logit,nope",
+                  "--device", "cpu", NULL};
+    cr_expect_eq(run_cli(a3, out, err), 1);
+    txt = slurp(err);
+    cr_expect(txt && strstr(txt, "nope"), "%s", txt);
+    free(txt);
+    char *a4[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "tuned",
+                  "--device", "cpu", NULL};
+    cr_expect_eq(run_cli(a4, out, err), 1);
+    txt = slurp(err);
+    cr_expect(txt && strstr(txt, "--tuned"), "%s", txt);
+    free(txt);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {
+    }
 }

@@ -10,6 +10,7 @@
 #include "dump/ll_dump_input.h"
 #include "ll_test_util.h"
 #include "mcqa/ll_mcqa.h"
+#include "train/ll_toy_data.h"
 
 static void tmpfile_with(char *path, size_t n, const char *text, const char *suffix) {
     cr_assert_eq(ll_test_write_tmp(path, n, text, strlen(text), suffix), 0);
@@ -289,4 +290,35 @@ Test(mcqa, shared_datasets) {
         cr_expect(s.n > 1000, "HeadQA dev has %d questions", s.n);
         ll_mcqa_set_free(&s);
     }
+}
+
+/* The toy model's "->" questions as generic items: the prompt text tokenized by the toy
+ * tokenizer gives back the generator's ids, and the candidates are the letters A-D. */
+Test(mcqa, toy_mcq_generic_roundtrip) {
+    ll_tokenizer *t;
+    cr_assert_eq(ll_tokenizer_load_hf(&t, "data/models/toy-llama/tokenizer.json", "data/models/toy-llama/tokenizer_config.json"),
+                 LL_OK, "%s", ll_last_error());
+    ll_mcqa_set s;
+    cr_assert_eq(ll_mcqa_toy_mcq(20, 3, &s), LL_OK, "%s", ll_last_error());
+    ll_mcqa_prompts pr;
+    cr_assert_eq(ll_mcqa_build(&s, t, NULL, &pr), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(pr.tpl, LL_TPL_RAW);
+    /* The same questions straight from the generator. */
+    ll_toy_world *w;
+    cr_assert_eq(ll_toy_world_new(&w), LL_OK);
+    ll_rng r = {3};
+    for (int i = 0; i < pr.n; i++) {
+        ll_toy_seq q;
+        ll_toy_mcq(w, &r, &q);
+        cr_assert_eq(pr.n_tok[i], q.n - 1, "question %d: %d tokens, the generator wrote %d before the answer", i,
+                     pr.n_tok[i], q.n - 1);
+        cr_expect_eq(memcmp(pr.tok[i], q.ids, (size_t)(q.n - 1) * sizeof(int32_t)), 0, "question %d tokens", i);
+        cr_assert_eq(pr.n_cand[i], 4);
+        for (int j = 0; j < 4; j++) cr_expect_eq(pr.cand[i][j], ll_toy_letter(w, j));
+        cr_expect_eq(pr.cand[i][pr.gold[i]], q.ids[q.n - 1], "question %d gold", i);
+    }
+    ll_toy_world_free(w);
+    ll_mcqa_prompts_free(&pr);
+    ll_mcqa_set_free(&s);
+    ll_tokenizer_free(t);
 }

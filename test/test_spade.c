@@ -34,8 +34,11 @@ static void ll_sfix_open(ll_sfix *f, const char *name) {
     const ll_tensor_info *tk = ll_tensor_set_find(&f->ref, "tokens"), *so = ll_tensor_set_find(&f->ref, "seq_offsets");
     cr_assert(tk && so && tk->dtype == LL_I32 && so->dtype == LL_I64, "%s: tokens / seq_offsets", p);
     f->P = (int)so->shape[0] - 1;
-    const int32_t *t = tk->data;
-    const int64_t *off = so->data;
+    /* Copied out: tensors in a safetensors file need not be aligned for their type. */
+    int32_t *t = malloc(tk->nbytes);
+    int64_t *off = malloc(so->nbytes);
+    memcpy(t, tk->data, tk->nbytes);
+    memcpy(off, so->data, so->nbytes);
     f->tok = calloc((size_t)f->P, sizeof *f->tok);
     f->n = calloc((size_t)f->P, sizeof *f->n);
     for (int i = 0; i < f->P; i++) {
@@ -43,6 +46,8 @@ static void ll_sfix_open(ll_sfix *f, const char *name) {
         f->tok[i] = malloc((size_t)f->n[i] * sizeof(int32_t));
         memcpy(f->tok[i], t + off[i], (size_t)f->n[i] * sizeof(int32_t));
     }
+    free(t);
+    free(off);
     cr_assert_eq(ll_spade_states_collect(f->m, (const int32_t *const *)f->tok, f->n, f->P, true, &f->st), LL_OK, "%s",
                  ll_last_error());
 }

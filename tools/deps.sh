@@ -9,6 +9,7 @@ for what in "${@:-build}"; do
     plot) want+=(python3-matplotlib python3-numpy) ;;
     bench) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
     fuzz) want+=(clang libclang-rt-14-dev) ;;
+    plot) want+=(python3-matplotlib) ;;
     fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip sentencepiece) ;;
     *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures, plot)" >&2; exit 2 ;;
   esac

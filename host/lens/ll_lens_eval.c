@@ -44,6 +44,7 @@ void ll_lens_eval_result_free(ll_lens_eval_result *r) {
     free(r->full_token);
     free(r->full_prob);
     free(r->acc);
+    free(r->cost);
     memset(r, 0, sizeof *r);
 }
 
@@ -77,13 +78,14 @@ ll_status ll_lens_eval_run(ll_model *m, const ll_mcqa_prompts *pr, const ll_lens
     r->full_token = ll_calloc((size_t)P, sizeof *r->full_token, "lens results");
     r->full_prob = ll_calloc((size_t)P, sizeof *r->full_prob, "lens results");
     r->acc = ll_calloc((size_t)M * (L + 1), sizeof *r->acc, "lens results");
+    r->cost = ll_calloc((size_t)M * (L + 1), sizeof *r->cost, "lens results");
     float *lg = malloc((size_t)B * V * sizeof(float));
     float *rows = malloc((size_t)B * d * sizeof(float));
     ll_spade_pick *pk = malloc((size_t)B * sizeof *pk);
     ll_spade *sp = NULL;
     ll_status st = LL_OK;
     if (!r->pick || !r->token || !r->prob || !r->entropy || !r->full_pick || !r->full_token || !r->full_prob ||
-        !r->acc || !lg || !rows || !pk) {
+        !r->acc || !r->cost || !lg || !rows || !pk) {
         st = ll_err(LL_ERR_NOMEM, "lens: no memory for %d prompts", P);
         goto done;
     }
@@ -149,6 +151,14 @@ ll_status ll_lens_eval_run(ll_model *m, const ll_mcqa_prompts *pr, const ll_lens
     r->n_scored = scored;
     for (int k = 0; k < M * (L + 1); k++) r->acc[k] = scored ? r->acc[k] / scored : 0;
     r->full_acc = scored ? (double)full_ok / scored : 0;
+    double mean_n = 0;
+    for (int i = 0; i < P; i++) mean_n += pr->n_tok[i];
+    mean_n /= P;
+    r->full_cost = mean_n * L;
+    for (int k = 0; k < M; k++)
+        for (int l = 0; l <= L; l++)
+            r->cost[k * (L + 1) + l] = mean_n * l + (!strcmp(r->names[k], "spade") || !strcmp(r->names[k], "lspade")
+                                                          ? 2.0 * (L - l) : 0.0);
 done:
     ll_spade_free(sp);
     free(lg);
@@ -165,11 +175,12 @@ ll_status ll_lens_eval_write_csv(const ll_lens_eval_result *r, const char *path)
     if (!f) return ll_err(LL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     char sw[128];
     ll_spade_opts_describe(&r->spade, sw, sizeof sw);
-    fprintf(f, "method,layer,accuracy,n_scored,switches\n");
+    fprintf(f, "method,layer,accuracy,n_scored,token_layers,switches\n");
     for (int k = 0; k < r->n_methods; k++)
         for (int l = 0; l <= r->n_layers; l++)
-            fprintf(f, "%s,%d,%.6f,%d,%s\n", r->names[k], l, r->acc[k * (r->n_layers + 1) + l], r->n_scored, sw);
-    fprintf(f, "full,%d,%.6f,%d,%s\n", r->n_layers, r->full_acc, r->n_scored, sw);
+            fprintf(f, "%s,%d,%.6f,%d,%.3f,%s\n", r->names[k], l, r->acc[k * (r->n_layers + 1) + l], r->n_scored,
+                    r->cost[k * (r->n_layers + 1) + l], sw);
+    fprintf(f, "full,%d,%.6f,%d,%.3f,%s\n", r->n_layers, r->full_acc, r->n_scored, r->full_cost, sw);
     bool ok = !ferror(f);
     if (fclose(f) || !ok || rename(tmp, path)) {
         remove(tmp);
@@ -199,6 +210,7 @@ ll_status ll_lens_eval_write_h5(const ll_lens_eval_result *r, const ll_mcqa_prom
     const char *names[LL_LENS_MAX_METHODS];
     for (int k = 0; k < M; k++) names[k] = r->names[k];
     ll_status st = ll_h5_put(f, "accuracy", H5T_NATIVE_DOUBLE, 2, d2, r->acc);
+    if (!st) st = ll_h5_put(f, "cost", H5T_NATIVE_DOUBLE, 2, d2, r->cost);
     if (!st) st = ll_h5_put(f, "full_accuracy", H5T_NATIVE_DOUBLE, 1, one, &r->full_acc);
     if (!st) st = ll_h5_put(f, "pick", H5T_NATIVE_INT, 3, d3, r->pick);
     if (!st) st = ll_h5_put(f, "token", H5T_NATIVE_INT32, 3, d3, r->token);

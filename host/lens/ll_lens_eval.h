@@ -56,7 +56,12 @@ typedef struct {
     double *acc;
     double full_acc;
     int n_scored;
-    int64_t spade_token_layers; /* block work SPADE spent (token-layers) */
+    int64_t spade_token_layers; /* block work SPADE actually ran (token-layers; 1 row per prompt when cached) */
+    /* Compute of a read-out at each layer, in token-layers per prompt (mean over prompts), as
+     * the spec charges it: n*l for a lens, n*l + 2(L-l) for SPADE (its two rows, whatever the
+     * cache saves), n*L for the full model; [method][layer]. For Iso-Compute comparisons. */
+    double *cost;
+    double full_cost;
 } ll_lens_eval_result;
 
 static inline size_t ll_lens_eval_idx(const ll_lens_eval_result *r, int method, int layer, int prompt) {
@@ -66,9 +71,10 @@ static inline size_t ll_lens_eval_idx(const ll_lens_eval_result *r, int method, 
 ll_status ll_lens_eval_run(ll_model *m, const ll_mcqa_prompts *pr, const ll_lens_eval_opts *o, ll_lens_eval_result *out);
 void ll_lens_eval_result_free(ll_lens_eval_result *r);
 
-/* CSV: method,layer,accuracy,n_scored,switches; the full model as method "full" at layer L. */
+/* CSV: method,layer,accuracy,n_scored,token_layers,switches; the full model as method "full"
+ * at layer L. */
 ll_status ll_lens_eval_write_csv(const ll_lens_eval_result *r, const char *path);
-/* HDF5: /accuracy [M][L+1], /full_accuracy, /pick, /token, /prob [M][L+1][P], /gold [P],
+/* HDF5: /accuracy [M][L+1], /cost [M][L+1] (token-layers per prompt), /full_accuracy, /pick, /token, /prob [M][L+1][P], /gold [P],
  * attributes methods, positions, decode, rows, complete. */
 ll_status ll_lens_eval_write_h5(const ll_lens_eval_result *r, const ll_mcqa_prompts *pr, const char *path);
 

@@ -11,6 +11,9 @@
  *   generic  JSONL {"prompt": str, "options": [str...], "gold": int, "id"?: any}: the prompt
  *            is used verbatim (any format, e.g. the toy model's "->" tasks) and the options
  *            are the answer strings themselves (each must be one token).
+ *   tokens   JSONL {"tokens": [ids], "candidates": [ids], "gold": int, "id"?: any}: prompts
+ *            already tokenized (what ll_mcqa_write_dump_jsonl writes, and the cloze
+ *            generator's items); used as they are, no template, no BOS added.
  * Errors name the file, the line (JSONL) or record index (JSON), and the field. */
 #ifndef LL_MCQA_H
 #define LL_MCQA_H
@@ -28,6 +31,7 @@ typedef enum {
     LL_MCQA_HEADQA,
     LL_MCQA_ARC,
     LL_MCQA_GENERIC,
+    LL_MCQA_TOKENS,
 } ll_mcqa_format;
 
 typedef struct {
@@ -38,7 +42,12 @@ typedef struct {
     char *prompt;    /* generic: the verbatim prompt, else NULL */
     char **choices;  /* answer texts (generic: the option strings) */
     int n_choices;
-    int gold;        /* index into choices, -1 when unknown */
+    int gold;        /* index into choices (or cand_ids), -1 when unknown */
+    /* tokens format: the prompt's ids and the candidate ids (n_choices of them; choices
+     * holds their decimal strings); NULL otherwise */
+    int32_t *tokens;
+    int n_tokens;
+    int32_t *cand_ids;
 } ll_mcqa_item;
 
 typedef struct {
@@ -48,7 +57,7 @@ typedef struct {
     char *path;
 } ll_mcqa_set;
 
-ll_status ll_mcqa_parse_format(const char *s, ll_mcqa_format *out); /* auto|foundry|boolq|headqa|arc|generic */
+ll_status ll_mcqa_parse_format(const char *s, ll_mcqa_format *out); /* auto|foundry|boolq|headqa|arc|generic|tokens */
 const char *ll_mcqa_format_name(ll_mcqa_format f);
 /* Load at most `limit` items (<= 0: all). AUTO looks at the first record's fields. */
 ll_status ll_mcqa_load(ll_mcqa_set *out, const char *path, ll_mcqa_format fmt, int limit);
@@ -108,5 +117,28 @@ void ll_mcqa_prompts_free(ll_mcqa_prompts *p);
  * `layerlab dump --input F --positions answer` records the answer row. Written to a
  * temporary name and renamed. */
 ll_status ll_mcqa_write_dump_jsonl(const ll_mcqa_prompts *p, const char *path);
+
+/* ---- a cloze task from the model's own text ----
+ * Greedy continuations of a few story openings (up to gen_len tokens each, BOS first);
+ * items cut each story right before a whole-word token (a piece starting with a space /
+ * "▁" / "Ġ" followed by at least two letters), at least min_ctx tokens in. The options
+ * are that word and n_options-1 other words of the generated text, in random order; gold
+ * is the word's index. Items are pre-tokenized (format tokens), so the full model scores
+ * its own greedy token: ~100% (exactly, up to argmax ties between batch layouts). */
+typedef struct {
+    int n_items;      /* default 32 */
+    int gen_len;      /* tokens generated per story, default 48 */
+    int min_ctx;      /* default 8 */
+    int n_options;    /* default 4 */
+    uint64_t seed;
+} ll_mcqa_cloze_opts;
+
+struct ll_model;
+ll_status ll_mcqa_cloze(struct ll_model *m, const ll_tokenizer *t, const ll_mcqa_cloze_opts *o, ll_mcqa_set *out);
+
+/* The built-in toy model's own multiple-choice task (host/train/ll_toy_data.h,
+ * data/models/toy-llama): n questions in its "->" format as generic items (prompt text
+ * without BOS, options "A".."D", gold = the letter the generator wrote). */
+ll_status ll_mcqa_toy_mcq(int n, uint64_t seed, ll_mcqa_set *out);
 
 #endif

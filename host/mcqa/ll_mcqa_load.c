@@ -8,7 +8,7 @@
 #include "../core/ll_alloc.h"
 #include "ll_mcqa.h"
 
-static const char *const ll_fmt_names[] = {"auto", "foundry", "boolq", "headqa", "arc", "generic"};
+static const char *const ll_fmt_names[] = {"auto", "foundry", "boolq", "headqa", "arc", "generic", "tokens"};
 
 const char *ll_mcqa_format_name(ll_mcqa_format f) {
     return (unsigned)f < sizeof ll_fmt_names / sizeof *ll_fmt_names ? ll_fmt_names[f] : "?";
@@ -20,7 +20,7 @@ ll_status ll_mcqa_parse_format(const char *s, ll_mcqa_format *out) {
             *out = (ll_mcqa_format)i;
             return LL_OK;
         }
-    return ll_err(LL_ERR_ARG, "data format: expected auto, foundry, boolq, headqa, arc or generic, found \"%s\"",
+    return ll_err(LL_ERR_ARG, "data format: expected auto, foundry, boolq, headqa, arc, generic or tokens, found \"%s\"",
                   s ? s : "(null)");
 }
 
@@ -29,6 +29,8 @@ static void ll_item_free(ll_mcqa_item *it) {
     free(it->query);
     free(it->passage);
     free(it->prompt);
+    free(it->tokens);
+    free(it->cand_ids);
     for (int j = 0; j < it->n_choices; j++) free(it->choices[j]);
     free(it->choices);
     memset(it, 0, sizeof *it);
@@ -127,6 +129,27 @@ static ll_status ll_get_gold(const ll_where *w, const cJSON *o, const char *fiel
     return LL_OK;
 }
 
+/* An array of at least `min` non-negative integer ids. */
+static ll_status ll_get_ids(const ll_where *w, const cJSON *o, const char *field, int min, int32_t **out, int *n) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
+    if (!v) return ll_err(LL_ERR_MISSING, WHERE_FMT ": field \"%s\" is missing", WHERE_ARGS(w), field);
+    int k = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (k < min)
+        return ll_err(LL_ERR_FORMAT, WHERE_FMT ": field \"%s\": expected an array of at least %d token ids",
+                      WHERE_ARGS(w), field, min);
+    *out = malloc((size_t)k * sizeof **out);
+    if (!*out) return ll_err(LL_ERR_NOMEM, "no memory");
+    int j = 0;
+    for (const cJSON *x = v->child; x; x = x->next, j++) {
+        if (!cJSON_IsNumber(x) || x->valuedouble != (double)(int32_t)x->valuedouble || x->valuedouble < 0)
+            return ll_err(LL_ERR_FORMAT, WHERE_FMT ": field \"%s\"[%d]: expected a non-negative integer token id",
+                          WHERE_ARGS(w), field, j);
+        (*out)[j] = (int32_t)x->valuedouble;
+    }
+    *n = k;
+    return LL_OK;
+}
+
 static ll_status ll_get_id(const ll_where *w, const cJSON *o, int index, ll_mcqa_item *it) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
     char buf[64];
@@ -155,6 +178,20 @@ static ll_status ll_item_from_jsonl(ll_mcqa_format fmt, const ll_where *w, const
         LL_TRY(ll_get_str(w, o, "prompt", true, &it->prompt));
         LL_TRY(ll_get_choices(w, o, "options", it));
         return ll_get_gold(w, o, "gold", it);
+    case LL_MCQA_TOKENS: {
+        LL_TRY(ll_get_ids(w, o, "tokens", 1, &it->tokens, &it->n_tokens));
+        int k;
+        LL_TRY(ll_get_ids(w, o, "candidates", 2, &it->cand_ids, &k));
+        it->choices = ll_calloc((size_t)k, sizeof *it->choices, "choices");
+        if (!it->choices) return LL_ERR_NOMEM;
+        for (int j = 0; j < k; j++) {
+            char b[16];
+            snprintf(b, sizeof b, "%d", it->cand_ids[j]);
+            if (!(it->choices[j] = ll_strdup(b))) return ll_err(LL_ERR_NOMEM, "no memory");
+            it->n_choices = j + 1;
+        }
+        return ll_get_gold(w, o, "gold", it);
+    }
     case LL_MCQA_BOOLQ: {
         LL_TRY(ll_get_str(w, o, "question", true, &it->query));
         LL_TRY(ll_get_str(w, o, "passage", true, &it->passage));
@@ -186,6 +223,8 @@ static ll_status ll_grow(ll_mcqa_set *s, int *cap) {
 
 static ll_mcqa_format ll_guess(const cJSON *o) {
     if (cJSON_GetObjectItemCaseSensitive(o, "exams")) return LL_MCQA_HEADQA;
+    if (cJSON_GetObjectItemCaseSensitive(o, "tokens") && cJSON_GetObjectItemCaseSensitive(o, "candidates"))
+        return LL_MCQA_TOKENS;
     if (cJSON_GetObjectItemCaseSensitive(o, "prompt") && cJSON_GetObjectItemCaseSensitive(o, "options"))
         return LL_MCQA_GENERIC;
     if (cJSON_GetObjectItemCaseSensitive(o, "query") && cJSON_GetObjectItemCaseSensitive(o, "choices"))
@@ -221,7 +260,8 @@ static ll_status ll_load_jsonl(ll_mcqa_set *s, char *buf, ll_mcqa_format fmt, in
                     cJSON_Delete(o);
                     return ll_err(LL_ERR_FORMAT,
                                   "%s:%lld: cannot tell the format: expected fields query+choices+gold (foundry), "
-                                  "question+passage+answer (boolq) or prompt+options+gold (generic); give --format",
+                                  "question+passage+answer (boolq), prompt+options+gold (generic) or "
+                                  "tokens+candidates+gold (tokens); give --format",
                                   s->path, (long long)line);
                 }
                 fmt = s->format = f;

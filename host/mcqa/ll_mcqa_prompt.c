@@ -62,7 +62,7 @@ static void ll_sb_add(ll_sb *b, const char *fmt, ...) {
 
 static ll_mcqa_template ll_resolve(const ll_mcqa_set *s, ll_mcqa_template t) {
     if (t != LL_TPL_AUTO) return t;
-    if (s->format == LL_MCQA_GENERIC) return LL_TPL_RAW;
+    if (s->format == LL_MCQA_GENERIC || s->format == LL_MCQA_TOKENS) return LL_TPL_RAW;
     if (s->format == LL_MCQA_BOOLQ) return LL_TPL_BOOLQ;
     return LL_TPL_MCQ;
 }
@@ -103,6 +103,9 @@ void ll_mcqa_labels_free(char **labels, int n) {
 
 static ll_status ll_check_item(const ll_mcqa_set *s, int i, ll_mcqa_template t) {
     const ll_mcqa_item *it = &s->items[i];
+    if (it->tokens)
+        return ll_err(LL_ERR_ARG, "%s item %s: a pre-tokenized item has no prompt text (it is used as is)", s->path,
+                      it->id);
     if (t == LL_TPL_RAW && !it->prompt)
         return ll_err(LL_ERR_ARG, "%s item %s: the raw template needs the generic format's \"prompt\"", s->path, it->id);
     if (t != LL_TPL_RAW && !it->query)
@@ -269,6 +272,30 @@ ll_status ll_mcqa_build(const ll_mcqa_set *s, const ll_tokenizer *t, const ll_mc
     out->n = n;
     ll_status st = LL_OK;
     for (int i = 0; i < n && !st; i++) {
+        const ll_mcqa_item *it = &s->items[i];
+        if (it->tokens) {
+            int V = t ? ll_tokenizer_n_vocab(t) : INT32_MAX;
+            out->id[i] = ll_strdup(it->id);
+            out->text[i] = ll_strdup("");
+            out->tok[i] = malloc((size_t)it->n_tokens * sizeof(int32_t));
+            out->cand[i] = malloc((size_t)it->n_choices * sizeof(int32_t));
+            if (!out->id[i] || !out->text[i] || !out->tok[i] || !out->cand[i]) {
+                st = ll_err(LL_ERR_NOMEM, "no memory");
+                break;
+            }
+            memcpy(out->tok[i], it->tokens, (size_t)it->n_tokens * sizeof(int32_t));
+            memcpy(out->cand[i], it->cand_ids, (size_t)it->n_choices * sizeof(int32_t));
+            out->n_tok[i] = it->n_tokens;
+            out->n_cand[i] = it->n_choices;
+            out->gold[i] = it->gold;
+            for (int j = 0; j < it->n_tokens + it->n_choices && !st; j++) {
+                int32_t id = j < it->n_tokens ? it->tokens[j] : it->cand_ids[j - it->n_tokens];
+                if (id >= V)
+                    st = ll_err(LL_ERR_FORMAT, "%s item %s (line %lld): token id %d is outside the vocabulary (%d)",
+                                s->path, it->id, (long long)it->line, id, V);
+            }
+            continue;
+        }
         char **lab = NULL;
         int nl = 0;
         if ((st = ll_mcqa_prompt(s, i, o, &out->text[i], &lab, &nl))) break;

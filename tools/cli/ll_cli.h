@@ -19,6 +19,8 @@ int ll_cli_generate(int argc, char **argv);
 int ll_cli_dump(int argc, char **argv);
 int ll_cli_merge(int argc, char **argv);
 int ll_cli_train(int argc, char **argv);
+int ll_cli_lens(int argc, char **argv);
+int ll_cli_tuned_lens(int argc, char **argv);
 int ll_cli_lspade(int argc, char **argv);
 int ll_cli_exit(int argc, char **argv);
 
