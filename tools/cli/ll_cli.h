@@ -46,11 +46,12 @@ ll_status ll_cli_load_for_run(const char *path, ll_model **m);
 const ll_backend *ll_cli_backend(char *why, size_t why_len);
 
 /* Prompt sets for lspade / exit (tools/cli/ll_cli_prompts.c): --data FILE [--format F]
- * [--template T] [--k-shot K] [--limit N] [--range A-B], or --toy-mcq N [--data-seed S]. */
+ * [--template T] [--k-shot K] [--limit N] [--range A-B], --toy-mcq N or --cloze N
+ * [--data-seed S]. */
 #include "exit/ll_exit_prompts.h"
 typedef struct {
     const char *data, *format, *tpl;
-    int k_shot, limit, toy_n;
+    int k_shot, limit, toy_n, cloze_n;
     int from, to; /* --range A-B (to = 0: all) */
     uint64_t seed;
 } ll_cli_prompt_src;

@@ -14,7 +14,7 @@
 #include "store/ll_h5.h"
 
 static const char usage[] =
-    "usage: layerlab exit MODEL --lspade MAPS (--data FILE | --toy-mcq N) (--tau T | --sweep)\n"
+    "usage: layerlab exit MODEL --lspade MAPS (--data FILE | --toy-mcq N | --cloze N) (--tau T | --sweep)\n"
     "         [--taus T1,T2,...] [--min-layer L] [--batch N] [--tuned-lens FILE]\n"
     "         [--positions orig|reindex] [--out PREFIX] [--no-plot] [--no-run] [--quiet]\n"
     "         [--format F] [--template T] [--k-shot K] [--limit N] [--range A-B] [--data-seed S]\n"

@@ -13,7 +13,7 @@
 #include "lspade/ll_mpi.h"
 
 static const char usage[] =
-    "usage: layerlab lspade train MODEL (--data FILE | --toy-mcq N) --out MAPS.safetensors\n"
+    "usage: layerlab lspade train MODEL (--data FILE | --toy-mcq N | --cloze N) --out MAPS.safetensors\n"
     "         [--target logits|hidden] [--norm-input] [--lambda-grid L1,L2,...] [--val-frac F]\n"
     "         [--split-seed S] [--no-refit] [--layers LO-HI] [--positions orig|reindex]\n"
     "         [--from-dump F.h5] [--ridge-device cpu|cuda] [--format F] [--template T]\n"
@@ -22,6 +22,7 @@ static const char usage[] =
     "\n"
     "  --data FILE      a task file (host/mcqa formats: foundry, boolq, headqa, arc, generic)\n"
     "  --toy-mcq N      N multiple-choice questions of the toy world (data/models/toy-llama)\n"
+    "  --cloze N        N cloze items cut from the model's own greedy stories (any model)\n"
     "  --target         logits (default): SPADE's K option logits; hidden: SPADE's final hidden\n"
     "                   state, decoded with the frozen final norm and LM head\n"
     "  --norm-input     apply the model's final norm to h^l before the map\n"

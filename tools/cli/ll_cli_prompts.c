@@ -20,7 +20,8 @@ int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *
             return 1;
         }
     }
-    else if ((!strcmp(a, "--k-shot") || !strcmp(a, "--limit") || !strcmp(a, "--toy-mcq") || !strcmp(a, "--data-seed")) &&
+    else if ((!strcmp(a, "--k-shot") || !strcmp(a, "--limit") || !strcmp(a, "--toy-mcq") || !strcmp(a, "--data-seed") ||
+              !strcmp(a, "--cloze")) &&
              has) {
         char *end;
         long long v = strtoll(argv[++*i], &end, 10);
@@ -31,6 +32,7 @@ int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *
         if (!strcmp(a, "--k-shot")) s->k_shot = (int)v;
         else if (!strcmp(a, "--limit")) s->limit = (int)v;
         else if (!strcmp(a, "--toy-mcq")) s->toy_n = (int)v;
+        else if (!strcmp(a, "--cloze")) s->cloze_n = (int)v;
         else s->seed = (uint64_t)v;
     } else return 0;
     return 1;
@@ -57,7 +59,8 @@ static ll_status ll_cli_prompts_range(const ll_cli_prompt_src *s, ll_exit_prompt
 
 ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path, const ll_model *m,
                               ll_exit_prompts *out, char *desc, size_t n) {
-    if (!!s->data + !!s->toy_n != 1) return ll_err(LL_ERR_ARG, "give exactly one of --data FILE and --toy-mcq N");
+    if (!!s->data + !!s->toy_n + !!s->cloze_n != 1)
+        return ll_err(LL_ERR_ARG, "give exactly one of --data FILE, --toy-mcq N and --cloze N");
     if (s->toy_n) {
         snprintf(desc, n, "toy-mcq n=%d seed=%llu", s->toy_n, (unsigned long long)s->seed);
         LL_TRY(ll_exit_prompts_toy_mcq(out, s->toy_n, s->seed, m->cfg.vocab_size));
@@ -71,13 +74,23 @@ ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path
     LL_TRY(ll_cli_load_tokenizer(model_path, m->cfg.vocab_size, &t));
     ll_mcqa_set set = {0};
     ll_mcqa_prompts pr = {0};
-    ll_status st = ll_mcqa_load(&set, s->data, fmt, s->limit);
+    ll_status st;
+    if (s->cloze_n) {
+        /* The model's own greedy stories cut before a word (host/mcqa): any model has it. */
+        ll_mcqa_cloze_opts co = {.n_items = s->cloze_n, .seed = s->seed};
+        st = ll_mcqa_cloze((ll_model *)m, t, &co, &set);
+    } else {
+        st = ll_mcqa_load(&set, s->data, fmt, s->limit);
+    }
     ll_mcqa_prompt_opts po = {.tpl = tpl, .k_shot = s->k_shot};
     if (!st) st = ll_mcqa_build(&set, t, &po, &pr);
     if (!st) st = ll_exit_prompts_from_mcqa(&pr, out);
-    if (!st)
-        snprintf(desc, n, "%s format=%s template=%s k_shot=%d limit=%d", s->data, ll_mcqa_format_name(set.format),
-                 ll_mcqa_template_name(pr.tpl), s->k_shot, s->limit);
+    if (!st) {
+        char what[64];
+        snprintf(what, sizeof what, "cloze n=%d seed=%llu", s->cloze_n, (unsigned long long)s->seed);
+        snprintf(desc, n, "%s format=%s template=%s k_shot=%d limit=%d", s->cloze_n ? what : s->data,
+                 ll_mcqa_format_name(set.format), ll_mcqa_template_name(pr.tpl), s->k_shot, s->limit);
+    }
     if (!st) st = ll_cli_prompts_range(s, out, desc, n);
     ll_mcqa_prompts_free(&pr);
     ll_mcqa_set_free(&set);
