@@ -398,9 +398,9 @@ Test(lspade, cli_from_dump_equals_live_fit_and_exit_runs) {
     cr_assert(f && fgets(line, sizeof line, f) && fgets(line, sizeof line, f));
     fclose(f);
     cr_assert(strstr(line, "target=hidden norm_input=true") && strstr(line, "positions=orig"), "%s", line);
-    /* the 11th field: decisions of the measured loop that differ from the sweep table */
+    /* the 13th field: decisions of the measured loop that differ from the sweep table */
     char *c = line;
-    for (int k = 0; k < 10; k++) c = strchr(c, ',') + 1;
+    for (int k = 0; k < 12; k++) c = strchr(c, ',') + 1;
     cr_assert_eq(atoi(c), 0, "the measured loop disagrees with the sweep: %s", line);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)!system(cmd);

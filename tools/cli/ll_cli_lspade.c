@@ -11,6 +11,7 @@
 #include "ll_cli.h"
 #include "lspade/ll_lspade.h"
 #include "lspade/ll_mpi.h"
+#include "lspade/ll_ridge_gpu.h"
 
 static const char usage[] =
     "usage: layerlab lspade train MODEL (--data FILE | --toy-mcq N | --cloze N) --out MAPS.safetensors\n"
@@ -83,12 +84,81 @@ static ll_status write_summary(const ll_lspade_maps *maps, const char *out) {
     return LL_OK;
 }
 
+/* layerlab lspade ridge: the ridge fit alone on raw arrays, timed (for tools/bench: the GPU
+ * path against torch.linalg.solve, the CPU path against numpy). */
+static const char ridge_usage[] =
+    "usage: layerlab lspade ridge --x X.f32 --y Y.f32 --n N --d D --q Q --lambda L --out W.f64\n"
+    "         [--ridge-device cpu|cuda]\n"
+    "X [N][D] and Y [N][Q] raw float32; W [(D+1)][Q] raw float64 (bias last row). Prints the\n"
+    "seconds of the Gram accumulation and of the solve.\n";
+
+static int ll_cli_lspade_ridge(int argc, char **argv) {
+    const char *xf = NULL, *yf = NULL, *of = NULL;
+    long long n = 0;
+    int d = 0, q = 0, gpu = 0;
+    double lambda = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "--x") && has) xf = argv[++i];
+        else if (!strcmp(a, "--y") && has) yf = argv[++i];
+        else if (!strcmp(a, "--out") && has) of = argv[++i];
+        else if (!strcmp(a, "--n") && has) n = atoll(argv[++i]);
+        else if (!strcmp(a, "--d") && has) d = atoi(argv[++i]);
+        else if (!strcmp(a, "--q") && has) q = atoi(argv[++i]);
+        else if (!strcmp(a, "--lambda") && has) lambda = atof(argv[++i]);
+        else if (!strcmp(a, "--ridge-device") && has) gpu = !strcmp(argv[++i], "cuda");
+        else if (!strcmp(a, "--threads") && has) ll_set_threads(atoi(argv[++i]));
+        else if (!strcmp(a, "--help")) {
+            fputs(ridge_usage, stdout);
+            return 0;
+        } else return ll_cli_usage(ridge_usage);
+    }
+    if (!xf || !yf || !of || n <= 0 || d <= 0 || q <= 0 || lambda < 0) return ll_cli_usage(ridge_usage);
+    float *X = malloc((size_t)n * d * sizeof(float)), *Y = malloc((size_t)n * q * sizeof(float));
+    double *W = malloc((size_t)(d + 1) * q * sizeof(double));
+    FILE *fx = fopen(xf, "rb"), *fy = fopen(yf, "rb");
+    int ok = X && Y && W && fx && fy && fread(X, sizeof(float), (size_t)n * d, fx) == (size_t)n * d &&
+             fread(Y, sizeof(float), (size_t)n * q, fy) == (size_t)n * q;
+    if (fx) fclose(fx);
+    if (fy) fclose(fy);
+    ll_status st = ok ? LL_OK : ll_err(LL_ERR_IO, "lspade ridge: cannot read %lld x %d / %d floats from %s / %s", n, d, q, xf, yf);
+    ll_gram g = {0};
+    double t0 = ll_now(), t1 = t0, t2 = t0;
+    if (!st) st = ll_gram_init(&g, d, q);
+    if (!st && gpu) {
+        ll_gram_gpu *gg = NULL;
+        st = ll_gram_gpu_new(&gg, d, q);
+        if (!st) st = ll_gram_gpu_add(gg, X, d, Y, q, n);
+        if (!st) st = ll_gram_gpu_merge_into(gg, &g);
+        ll_gram_gpu_free(gg);
+    } else if (!st) {
+        st = ll_gram_add(&g, X, d, Y, q, n);
+    }
+    t1 = ll_now();
+    if (!st) st = gpu ? ll_ridge_solve_gpu(&g, lambda, W) : ll_ridge_solve(&g, lambda, W, NULL);
+    t2 = ll_now();
+    if (!st) {
+        FILE *fo = fopen(of, "wb");
+        if (!fo || fwrite(W, sizeof(double), (size_t)(d + 1) * q, fo) != (size_t)(d + 1) * q)
+            st = ll_err(LL_ERR_IO, "%s: write failed", of);
+        if (fo) fclose(fo);
+    }
+    if (!st) printf("gram_s %.6f solve_s %.6f device %s\n", t1 - t0, t2 - t1, gpu ? "cuda" : "cpu");
+    ll_gram_free(&g);
+    free(X);
+    free(Y);
+    free(W);
+    return st ? ll_cli_status(st) : 0;
+}
+
 int ll_cli_lspade(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? LL_EXIT_USAGE : 0;
     }
-    if (strcmp(argv[1], "train")) return ll_cli_fail("lspade: unknown subcommand '%s' (train)", argv[1]);
+    if (!strcmp(argv[1], "ridge")) return ll_cli_lspade_ridge(argc - 1, argv + 1);
+    if (strcmp(argv[1], "train")) return ll_cli_fail("lspade: unknown subcommand '%s' (train, ridge)", argv[1]);
     argc--;
     argv++;
     const char *path = NULL, *out = NULL, *dump = NULL, *layers = NULL;
