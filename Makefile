@@ -36,7 +36,7 @@ CPPFLAGS += -I$(BLAS_INC)
 LDLIBS += $(HDF5_LIBS) -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
-HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' -not -name 'll_mpi.c' -not -name 'll_mpi_none.c' -not -name 'll_ridge_gpu_none.c')
+HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' -not -name 'll_mpi.c' -not -name 'll_mpi_none.c' -not -name 'll_ridge_gpu_none.c' -not -name 'll_nccl.c' -not -name 'll_nccl_none.c')
 # MPI (data-parallel L-SPADE fitting, host/lspade/ll_mpi.c) whenever mpicc is present; MPI=0 turns it off.
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 MPI ?= $(if $(MPICC),1,0)
@@ -59,6 +59,14 @@ ifeq ($(CUDA),1)
 else
   HOST_SRC += host/backend/ll_devices_none.c host/lspade/ll_ridge_gpu_none.c
   CU_SRC :=
+endif
+# NCCL (the Gram all-reduce between GPUs, host/lspade/ll_nccl.c) needs MPI to bootstrap and CUDA;
+# libnccl itself is opened at run time (dlopen), so the binaries do not depend on it.
+NCCL ?= $(if $(and $(filter 1,$(MPI)),$(filter 1,$(CUDA)),$(wildcard $(CUDA_HOME)/include/nccl.h)),1,0)
+ifeq ($(NCCL),1)
+  HOST_SRC += host/lspade/ll_nccl.c
+else
+  HOST_SRC += host/lspade/ll_nccl_none.c
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
 # The GPU benchmark needs the CUDA backend: built (so CI compiles it) whenever CUDA is on.

@@ -74,3 +74,7 @@ void ll_mpi_finalize(void) {
     MPI_Finalize();
     ll_mpi_started = false;
 }
+
+void ll_mpi_abort(int code) {
+    if (ll_mpi_started) MPI_Abort(MPI_COMM_WORLD, code);
+}

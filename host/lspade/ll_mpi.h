@@ -20,5 +20,17 @@ ll_status ll_mpi_init(int *argc, char ***argv, ll_lspade_comm *comm);
 /* Barrier (so rank 0's file is complete before any rank exits) and MPI_Finalize, when
  * ll_mpi_init started MPI. */
 void ll_mpi_finalize(void);
+/* After a failure on one rank: end every rank (MPI_Abort), since the others would wait in
+ * the all-reduce forever. Does nothing when MPI was not started. */
+void ll_mpi_abort(int code);
+
+/* The GPU variant (built when MPI, CUDA and NCCL are all present: host/lspade/ll_nccl.c):
+ * switch an MPI communicator's reduction to ncclAllReduce on device `local_rank %
+ * devices`. The high and low parts are summed separately (ncclSum on doubles), so the
+ * result is exact to fp64 rounding, not bit-equal to the MPI path. Needs ll_mpi_init first.
+ * Without NCCL in the build: an error saying so. */
+bool ll_nccl_built(void);
+ll_status ll_nccl_init(ll_lspade_comm *comm);
+void ll_nccl_finalize(void);
 
 #endif

@@ -17,8 +17,8 @@ static const char usage[] =
     "usage: layerlab lspade train MODEL (--data FILE | --toy-mcq N | --cloze N) --out MAPS.safetensors\n"
     "         [--target logits|hidden] [--norm-input] [--lambda-grid L1,L2,...] [--val-frac F]\n"
     "         [--split-seed S] [--no-refit] [--layers LO-HI] [--positions orig|reindex]\n"
-    "         [--from-dump F.h5] [--ridge-device cpu|cuda] [--format F] [--template T]\n"
-    "         [--k-shot K] [--limit N] [--range A-B]\n"
+    "         [--from-dump F.h5] [--ridge-device cpu|cuda] [--reduce mpi|nccl]\n"
+    "         [--format F] [--template T] [--k-shot K] [--limit N] [--range A-B]\n"
     "         [--data-seed S] [--force] [--quiet] [--device cuda|cpu] [--threads N]\n"
     "\n"
     "  --data FILE      a task file (host/mcqa formats: foundry, boolq, headqa, arc, generic)\n"
@@ -34,6 +34,8 @@ static const char usage[] =
     "  --from-dump F    answer rows from `layerlab dump --points hook_resid_post --positions\n"
     "                   answer` of the same prompts instead of forward passes\n"
     "  --ridge-device   solve the normal equations with LAPACK (cpu, default) or cuSOLVER\n"
+    "  --reduce         mpi (default) or nccl: how ranks under mpirun sum their Grams (nccl:\n"
+    "                   ncclAllReduce between GPUs, fp64 sums, not bit-equal to mpi)\n"
     "Under mpirun each process takes every N-th block of 64 prompts and one all-reduce per\n"
     "Gram sums them; the maps are bit-equal to a single process's. Rank 0 writes --out and a\n"
     "per-layer summary next to it (MAPS.csv).\n";
@@ -165,7 +167,7 @@ int ll_cli_lspade(int argc, char **argv) {
     ll_cli_prompt_src src = {.seed = 1};
     ll_lspade_fit_opts o = {.val_frac = -1, .seed = 1};
     double grid[LL_LSPADE_MAX_GRID];
-    bool force = false, quiet = false;
+    bool force = false, quiet = false, use_nccl = false;
     for (int i = 1; i < argc; i++) {
         int st;
         const char *a = argv[i];
@@ -193,6 +195,12 @@ int ll_cli_lspade(int argc, char **argv) {
         } else if (!strcmp(a, "--split-seed") && has) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--norm-input")) o.norm_input = true;
         else if (!strcmp(a, "--no-refit")) o.no_refit = true;
+        else if (!strcmp(a, "--reduce") && has) {
+            const char *v = argv[++i];
+            if (strcmp(v, "mpi") && strcmp(v, "nccl"))
+                return ll_cli_fail("lspade: --reduce: expected mpi or nccl, found '%s'", v);
+            use_nccl = !strcmp(v, "nccl");
+        }
         else if (!strcmp(a, "--ridge-device") && has) {
             const char *v = argv[++i];
             if (strcmp(v, "cpu") && strcmp(v, "cuda"))
@@ -210,11 +218,16 @@ int ll_cli_lspade(int argc, char **argv) {
         return ll_cli_fail("lspade: --layers: expected LO-HI (like 1-31), found '%s'", layers);
     ll_lspade_comm comm;
     ll_status st = ll_mpi_init(&argc, &argv, &comm);
-    if (st) return ll_cli_status(st);
+    if (!st && use_nccl) st = ll_nccl_init(&comm);
+    if (st) {
+        ll_mpi_finalize();
+        return ll_cli_status(st);
+    }
     o.comm = &comm;
     bool root = comm.rank == 0;
     struct stat sb;
-    if (root && !force && stat(out, &sb) == 0) {
+    /* Every rank looks (they share the file system), so all stop together. */
+    if (!force && stat(out, &sb) == 0) {
         ll_mpi_finalize();
         return ll_cli_fail("lspade: %s exists (--force to replace it)", out);
     }
@@ -264,6 +277,13 @@ int ll_cli_lspade(int argc, char **argv) {
     ll_lspade_maps_free(maps);
     ll_exit_prompts_free(&pr);
     ll_model_free(m);
+    if (st && comm.size > 1) {
+        /* The other ranks may be waiting in an all-reduce this one will never join. */
+        int rc = ll_cli_status(st);
+        fflush(NULL);
+        ll_mpi_abort(rc);
+    }
+    ll_nccl_finalize();
     ll_mpi_finalize();
     return st ? ll_cli_status(st) : 0;
 }
