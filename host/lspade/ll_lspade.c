@@ -64,7 +64,11 @@ void ll_lspade_grams_free(ll_lspade_grams *g) {
         if (g->have[l]) {
             ll_gram_free(&g->train[l]);
             ll_gram_free(&g->val[l]);
+            if (g->gpu_train) ll_gram_gpu_free(g->gpu_train[l]);
+            if (g->gpu_val) ll_gram_gpu_free(g->gpu_val[l]);
         }
+    free(g->gpu_train);
+    free(g->gpu_val);
     free(g->train);
     free(g->val);
     free(g->have);
@@ -93,6 +97,35 @@ ll_status ll_lspade_grams_init(ll_lspade_grams *g, int L, int lo, int hi, int d_
         }
         g->have[l] = true;
     }
+    return LL_OK;
+}
+
+ll_status ll_lspade_grams_use_gpu(ll_lspade_grams *g) {
+    g->gpu_train = calloc((size_t)g->L + 1, sizeof *g->gpu_train);
+    g->gpu_val = calloc((size_t)g->L + 1, sizeof *g->gpu_val);
+    if (!g->gpu_train || !g->gpu_val) return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for the GPU Gram table");
+    for (int l = 0; l <= g->L; l++) {
+        if (!g->have[l]) continue;
+        LL_TRY(ll_gram_gpu_new(&g->gpu_train[l], g->train[l].d_in, g->train[l].d_out));
+        LL_TRY(ll_gram_gpu_new(&g->gpu_val[l], g->val[l].d_in, g->val[l].d_out));
+    }
+    return LL_OK;
+}
+
+/* Device sums into the host Grams (once, before the all-reduce). */
+static ll_status ll_lspade_grams_download(ll_lspade_grams *g) {
+    if (!g->gpu_train) return LL_OK;
+    for (int l = 0; l <= g->L; l++) {
+        if (!g->have[l]) continue;
+        LL_TRY(ll_gram_gpu_merge_into(g->gpu_train[l], &g->train[l]));
+        LL_TRY(ll_gram_gpu_merge_into(g->gpu_val[l], &g->val[l]));
+        ll_gram_gpu_free(g->gpu_train[l]);
+        ll_gram_gpu_free(g->gpu_val[l]);
+        g->gpu_train[l] = g->gpu_val[l] = NULL;
+    }
+    free(g->gpu_train);
+    free(g->gpu_val);
+    g->gpu_train = g->gpu_val = NULL;
     return LL_OK;
 }
 
@@ -128,8 +161,14 @@ ll_status ll_lspade_grams_add(ll_lspade_grams *g, int layer, const float *X, con
             by[(size_t)b * dout + j] = t;
         }
     }
-    ll_status st = ll_gram_add(tr, bx, din, by, dout, nt);
-    if (!st) st = ll_gram_add(va, bx + (size_t)nt * din, din, by + (size_t)nt * dout, dout, nv);
+    ll_status st;
+    if (g->gpu_train) {
+        st = ll_gram_gpu_add(g->gpu_train[layer], bx, din, by, dout, nt);
+        if (!st) st = ll_gram_gpu_add(g->gpu_val[layer], bx + (size_t)nt * din, din, by + (size_t)nt * dout, dout, nv);
+    } else {
+        st = ll_gram_add(tr, bx, din, by, dout, nt);
+        if (!st) st = ll_gram_add(va, bx + (size_t)nt * din, din, by + (size_t)nt * dout, dout, nv);
+    }
     free(bx);
     /* Counts are per prompt: take them from the first layer in range. */
     int first = 0;
@@ -229,7 +268,8 @@ static char *ll_fit_meta(const ll_model *m, const ll_lspade_data *data, const ll
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
     cJSON_AddStringToObject(j, "split_seed", buf);
     cJSON_AddStringToObject(j, "refit", o->no_refit ? "train only" : "train + validation");
-    cJSON_AddStringToObject(j, "ridge_solver", o->ridge_gpu ? "cusolver Dpotrf/Dpotrs (fp64)" : "lapack dposv (dsyev fallback), fp64");
+    cJSON_AddStringToObject(j, "ridge_solver", o->ridge_gpu ? "cuBLAS fp64 Grams, cuSOLVER Dpotrf/Dpotrs"
+                                                            : "fp64 double-double Grams, LAPACK dposv (dsyev fallback)");
     ll_spade_opts_describe(&o->spade, buf, sizeof buf);
     cJSON_AddStringToObject(j, "spade", buf);
     snprintf(buf, sizeof buf, "%s x %d", o->comm && o->comm->name ? o->comm->name : "none",
@@ -249,6 +289,7 @@ static char *ll_fit_meta(const ll_model *m, const ll_lspade_data *data, const ll
 
 ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, int lo, int hi,
                                ll_lspade_grams *g, const char *meta_json, ll_lspade_maps *maps) {
+    LL_TRY(ll_lspade_grams_download(g));
     LL_TRY(ll_lspade_grams_allreduce(g, o->comm));
     maps->target = o->target;
     maps->norm_input = o->norm_input;
@@ -283,6 +324,13 @@ ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade
     oo.val_frac = vf;
     ll_lspade_grams g;
     LL_TRY(ll_lspade_grams_init(&g, L, lo, hi, d, dout));
+    if (o->ridge_gpu) {
+        ll_status gs = ll_lspade_grams_use_gpu(&g);
+        if (gs) {
+            ll_lspade_grams_free(&g);
+            return ll_err_prefix(gs, "L-SPADE --ridge-device cuda: ");
+        }
+    }
     ll_lspade_maps *maps = NULL;
     ll_spade *sp = NULL;
     ll_spade_states states = {0};

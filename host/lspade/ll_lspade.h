@@ -116,7 +116,13 @@ typedef struct {
     ll_gram *train, *val; /* [L + 1] */
     bool *have;           /* [L + 1] */
     int64_t n_train, n_val; /* prompts added on this rank */
+    /* With ll_lspade_grams_use_gpu: the sums accumulate on the device (cuBLAS fp64) and
+     * ll_lspade_fit_finish brings them into train / val before the all-reduce. */
+    struct ll_gram_gpu **gpu_train, **gpu_val; /* [L + 1] or NULL */
 } ll_lspade_grams;
+/* Accumulate on the GPU from now on (ll_ridge_gpu.h); an error when the build or the
+ * machine has no CUDA device. */
+ll_status ll_lspade_grams_use_gpu(ll_lspade_grams *g);
 void ll_lspade_grams_free(ll_lspade_grams *g);
 ll_status ll_lspade_grams_init(ll_lspade_grams *g, int L, int lo, int hi, int d_in, int d_out);
 /* Add one block of examples of layer l: X [n][d_in] (already normalised when norm_input),

@@ -81,6 +81,7 @@ ll_status ll_lspade_fit_from_dump(ll_model *m, const ll_lspade_data *data, const
     int64_t idx[LL_LSPADE_BLOCK];
     if (!st && (!X || !Y || (dout == K && !lg))) st = ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for a block");
     if (!st) st = ll_lspade_grams_init(&g, L, lo, hi, d, dout);
+    if (!st && o->ridge_gpu) st = ll_lspade_grams_use_gpu(&g);
     if (!st) st = ll_lspade_maps_alloc(&maps, L, d, dout, K);
     if (!st) st = ll_spade_new(&sp, m, &o->spade, B);
     int rank = o->comm ? o->comm->rank : 0, size = o->comm && o->comm->size > 0 ? o->comm->size : 1;
