@@ -36,9 +36,11 @@ CPPFLAGS += -I$(BLAS_INC)
 LDLIBS += $(HDF5_LIBS) -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
-HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c')
+# Host files that need CUDA (backend, GPU tuned lens) and their CUDA=0 stand-ins (*_none.c).
+HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' \
+              -not -name 'll_lens_cuda.c' -not -name 'll_lens_cuda_none.c')
 ifeq ($(CUDA),1)
-  HOST_SRC += $(wildcard host/backend/cuda/*.c)
+  HOST_SRC += $(wildcard host/backend/cuda/*.c) host/lens/ll_lens_cuda.c
   CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
   CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1 -DLL_CUDA_MIN_CC=$(patsubst sm_%,%,$(subst a,,$(CUDA_ARCH)))
   # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
@@ -46,7 +48,7 @@ ifeq ($(CUDA),1)
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
   NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC -Xptxas -warn-spills --resource-usage
 else
-  HOST_SRC += host/backend/ll_devices_none.c
+  HOST_SRC += host/backend/ll_devices_none.c host/lens/ll_lens_cuda_none.c
   CU_SRC :=
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
