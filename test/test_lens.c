@@ -11,6 +11,7 @@
 
 #include "lens/ll_lens.h"
 #include "lens/ll_lens_eval.h"
+#include "lens/ll_lens_cuda.h"
 #include "mcqa/ll_mcqa.h"
 #include "ll_test_util.h"
 #include "train/ll_train_rng.h"
@@ -195,6 +196,84 @@ Test(lens, stories260k_cloze_end_to_end) {
     ll_mcqa_prompts_free(&pr);
     ll_mcqa_set_free(&set);
     ll_tokenizer_free(t);
+    ll_model_free(m);
+}
+
+/* ll_tuned_lens_kl (the validation KL) against the KL of the lens logits computed the other
+ * way: ll_tuned_lens_logits through the model's forward pass, softmax and KL on the host. */
+Test(lens, kl_matches_forward_logits) {
+    ll_model *m = load_fixture("gpt2");
+    ll_lens_data d;
+    collect(m, &d);
+    int L = m->cfg.n_layers, D = m->cfg.d_model, V = m->cfg.vocab_size, N = d.n_rows;
+    ll_tuned_lens *t;
+    cr_assert_eq(ll_tuned_lens_new(&t, L, D), LL_OK);
+    ll_rng r = {5};
+    for (size_t i = 0; i < (size_t)L * D * D; i++) t->A[i] = (float)(0.05 * ll_rng_normal(&r));
+    for (size_t i = 0; i < (size_t)L * D; i++) t->b[i] = (float)(0.1 * ll_rng_normal(&r));
+    double kl[16];
+    cr_assert(L <= 16);
+    cr_assert_eq(ll_tuned_lens_kl(t, m, &d, kl), LL_OK, "%s", ll_last_error());
+    float *lg = malloc((size_t)N * V * sizeof(float));
+    for (int l = 0; l < L; l++) {
+        cr_assert_eq(ll_tuned_lens_logits(t, m, l, N, d.h + (size_t)l * N * D, lg), LL_OK, "%s", ll_last_error());
+        double tot = 0;
+        for (int k = 0; k < N; k++) {
+            const float *q = lg + (size_t)k * V, *p = d.logits + (size_t)k * V;
+            double mq = -INFINITY, mp = -INFINITY, sq = 0, sp = 0;
+            for (int o = 0; o < V; o++) mq = fmax(mq, q[o]), mp = fmax(mp, p[o]);
+            for (int o = 0; o < V; o++) sq += exp(q[o] - mq), sp += exp(p[o] - mp);
+            double lq = mq + log(sq), lp = mp + log(sp);
+            for (int o = 0; o < V; o++) tot += exp(p[o] - lp) * ((p[o] - lp) - (q[o] - lq));
+        }
+        tot /= N;
+        cr_expect(kl[l] > 0.01, "layer %d: KL %.4g of a random lens", l, kl[l]);
+        cr_expect(fabs(kl[l] - tot) <= 1e-4 * tot, "layer %d: ll_tuned_lens_kl %.8g, from the logits %.8g", l, kl[l],
+                  tot);
+    }
+    /* The same numbers as the training report (kl_after) for the trained lens. */
+    double before[16], after[16];
+    ll_tuned_lens_train_opts o = {.steps = 5, .batch = 8, .seed = 3};
+    cr_assert_eq(ll_tuned_lens_train(t, m, &d, &o, before, after), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_tuned_lens_kl(t, m, &d, kl), LL_OK);
+    for (int l = 0; l < L; l++) cr_expect_eq(kl[l], after[l], "layer %d", l);
+    /* On the CPU the dispatcher is the CPU path: bit for bit the same lens. */
+    ll_tuned_lens *t2;
+    cr_assert_eq(ll_tuned_lens_new(&t2, L, D), LL_OK);
+    ll_tuned_lens_free(t);
+    cr_assert_eq(ll_tuned_lens_new(&t, L, D), LL_OK);
+    cr_assert_eq(ll_tuned_lens_train(t, m, &d, &o, NULL, NULL), LL_OK);
+    cr_assert_eq(ll_tuned_lens_train_auto(t2, m, &d, &o, NULL, NULL), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(memcmp(t->A, t2->A, (size_t)L * D * D * sizeof(float)), 0);
+    free(lg);
+    ll_tuned_lens_free(t);
+    ll_tuned_lens_free(t2);
+    ll_lens_data_free(&d);
+    ll_model_free(m);
+}
+
+/* Without a usable device (or without CUDA in the build) the GPU path refuses with the
+ * reason and leaves the lens alone; with a device, test/gpu/test_gpu_lens.c covers it. */
+Test(lens, cuda_path_without_device_says_why) {
+    if (ll_tuned_lens_cuda_built() && ll_backend_cuda())
+        cr_skip_test("a CUDA device is present: the GPU path is tested in gpu_lens/*");
+    ll_model *m = load_fixture("llama_gqa");
+    ll_lens_data d;
+    collect(m, &d);
+    ll_tuned_lens *t;
+    cr_assert_eq(ll_tuned_lens_new(&t, m->cfg.n_layers, m->cfg.d_model), LL_OK);
+    ll_status st = ll_tuned_lens_train_cuda(t, m, &d, NULL, NULL, NULL);
+    cr_expect(st == LL_ERR_DEVICE || st == LL_ERR_UNSUPPORTED, "status %s", ll_status_name(st));
+    cr_expect(strstr(ll_last_error(), "CUDA"), "%s", ll_last_error());
+    cr_log_info("GPU tuned lens here: %s", ll_last_error());
+    float dA[1], db[1];
+    double kl[8];
+    cr_expect_neq(ll_tuned_lens_grad_cuda(t, m, &d, 0, NULL, 4, NULL, dA, db), LL_OK);
+    cr_expect_neq(ll_tuned_lens_kl_cuda(t, m, &d, kl), LL_OK);
+    for (size_t i = 0; i < (size_t)m->cfg.n_layers * m->cfg.d_model * m->cfg.d_model; i++)
+        cr_assert_eq(t->A[i], 0.0f);
+    ll_tuned_lens_free(t);
+    ll_lens_data_free(&d);
     ll_model_free(m);
 }
 

@@ -322,3 +322,27 @@ Test(mcqa, toy_mcq_generic_roundtrip) {
     ll_mcqa_set_free(&s);
     ll_tokenizer_free(t);
 }
+
+/* Pre-tokenized items (what --dump-prompts writes): read back as they are; bad ids refused. */
+Test(mcqa, tokens_format) {
+    char p[256];
+    tmpfile_with(p, sizeof p,
+                 "{\"id\": \"a\", \"tokens\": [1, 5, 9], \"positions\": {\"answer\": 2}, \"gold\": 1, \"candidates\": [4, 7]}\n",
+                 ".jsonl");
+    ll_mcqa_set s;
+    cr_assert_eq(ll_mcqa_load(&s, p, LL_MCQA_AUTO, 0), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(s.format, LL_MCQA_TOKENS);
+    ll_mcqa_prompts pr;
+    cr_assert_eq(ll_mcqa_build(&s, NULL, NULL, &pr), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(pr.n_tok[0], 3);
+    cr_expect_eq(pr.tok[0][2], 9);
+    cr_expect_eq(pr.cand[0][1], 7);
+    cr_expect_eq(pr.gold[0], 1);
+    char *text;
+    cr_expect_eq(ll_mcqa_prompt(&s, 0, NULL, &text, NULL, NULL), LL_ERR_ARG, "no text to template");
+    ll_mcqa_prompts_free(&pr);
+    ll_mcqa_set_free(&s);
+    unlink(p);
+    expect_load_error("{\"tokens\": [1, -5], \"candidates\": [4, 7], \"gold\": 0}\n", LL_MCQA_AUTO, ":1", "\"tokens\"[1]");
+    expect_load_error("{\"tokens\": [1, 5], \"candidates\": [4], \"gold\": 0}\n", LL_MCQA_TOKENS, ":1", "\"candidates\"");
+}

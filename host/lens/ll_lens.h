@@ -80,6 +80,16 @@ void ll_tuned_lens_train_defaults(ll_tuned_lens_train_opts *o);
 ll_status ll_tuned_lens_train(ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data,
                               const ll_tuned_lens_train_opts *o, double *kl_before, double *kl_after);
 
+/* Mean KL(final || lens) over all rows of data for every translator l < L (kl [L]), without
+ * the gradient: on the CPU in double when m is on the CPU backend, else on the GPU
+ * (ll_lens_cuda.h). For held-out rows: the validation KL of `layerlab tuned-lens train`. */
+ll_status ll_tuned_lens_kl(const ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data, double *kl);
+
+/* ll_tuned_lens_train on the model's backend: the CPU path when m is on the CPU, the CUDA
+ * path (ll_tuned_lens_train_cuda, same algorithm and settings) when m is on the GPU. */
+ll_status ll_tuned_lens_train_auto(ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data,
+                                   const ll_tuned_lens_train_opts *o, double *kl_before, double *kl_after);
+
 /* Loss and gradient of one layer's translator on rows [r0, r0 + n) (mean over rows):
  * *kl = mean KL(final || lens); dA [d][d], db [d] (overwritten). Exposed for the
  * finite-difference test. */

@@ -10,6 +10,7 @@
 #include "../core/ll_alloc.h"
 #include "../train/ll_train_rng.h"
 #include "ll_lens.h"
+#include "ll_lens_cuda.h"
 
 /* ---- data ---- */
 
@@ -102,9 +103,10 @@ static ll_status ll_check_model(const ll_tuned_lens *t, const ll_model *m, const
     return LL_OK;
 }
 
-/* Scratch per call: u, y, gy, gu [d]; z, p [V]. */
-ll_status ll_tuned_lens_grad(const ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data, int layer,
-                             const int *rows, int n, double *kl, float *dA, float *db) {
+/* Scratch per call: u, y, gy, gu [d]; z, p [V]. Without want_grad only the KL (dA, db
+ * untouched, may be NULL). */
+static ll_status ll_lens_grad_impl(const ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data, int layer,
+                                   const int *rows, int n, double *kl, float *dA, float *db, bool want_grad) {
     LL_TRY(ll_check_model(t, m, data));
     if (layer < 0 || layer >= t->n_layers) return ll_err(LL_ERR_ARG, "tuned lens: layer %d has no translator", layer);
     int d = t->d_model, V = data->vocab;
@@ -160,10 +162,12 @@ ll_status ll_tuned_lens_grad(const ll_tuned_lens *t, const ll_model *m, const ll
         for (int o = 0; o < V; o++) {
             double p = exp(tl[o] - lp), q = exp(z[o] - lq);
             if (p > 0) total += p * ((tl[o] - lp) - (z[o] - lq));
+            if (!want_grad) continue;
             double g = (q - p) / n;
             if (g != 0)
                 for (int i = 0; i < d; i++) gy[i] += g * ll_head_w(W, o, i);
         }
+        if (!want_grad) continue;
         /* Norm backward with g = gy * w: RMS: gu = (g - xhat * mean(g xhat)) / sigma;
          * LayerNorm additionally subtracts mean(g). */
         double mg = 0, mgx = 0;
@@ -185,9 +189,24 @@ ll_status ll_tuned_lens_grad(const ll_tuned_lens *t, const ll_model *m, const ll
         }
     }
     if (kl) *kl = n ? total / n : 0;
-    for (size_t i = 0; i < (size_t)d * d; i++) dA[i] = (float)gA[i];
-    for (int i = 0; i < d; i++) db[i] = (float)gb[i];
+    if (want_grad) {
+        for (size_t i = 0; i < (size_t)d * d; i++) dA[i] = (float)gA[i];
+        for (int i = 0; i < d; i++) db[i] = (float)gb[i];
+    }
     free(u), free(y), free(gy), free(gu), free(z), free(pz), free(gA), free(gb);
+    return LL_OK;
+}
+
+ll_status ll_tuned_lens_grad(const ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data, int layer,
+                             const int *rows, int n, double *kl, float *dA, float *db) {
+    if (!dA || !db) return ll_err(LL_ERR_ARG, "tuned lens: gradient outputs missing");
+    return ll_lens_grad_impl(t, m, data, layer, rows, n, kl, dA, db, true);
+}
+
+ll_status ll_tuned_lens_kl(const ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data, double *kl) {
+    if (!m->be->host_memory) return ll_tuned_lens_kl_cuda(t, m, data, kl);
+    for (int l = 0; l < t->n_layers; l++)
+        LL_TRY(ll_lens_grad_impl(t, m, data, l, NULL, data->n_rows, &kl[l], NULL, NULL, false));
     return LL_OK;
 }
 
@@ -221,7 +240,7 @@ ll_status ll_tuned_lens_train(ll_tuned_lens *t, const ll_model *m, const ll_lens
     ll_status st = LL_OK;
     for (int l = 0; l < L && !st; l++) {
         float *A = t->A + (size_t)l * nA, *b = t->b + (size_t)l * d;
-        if (kl_before && (st = ll_tuned_lens_grad(t, m, data, l, NULL, N, &kl_before[l], dA, db))) break;
+        if (kl_before && (st = ll_lens_grad_impl(t, m, data, l, NULL, N, &kl_before[l], NULL, NULL, false))) break;
         memset(vA, 0, nA * sizeof *vA);
         memset(vb, 0, (size_t)d * sizeof *vb);
         double kl = 0;
@@ -250,8 +269,14 @@ ll_status ll_tuned_lens_train(ll_tuned_lens *t, const ll_model *m, const ll_lens
             }
             if (o.progress && (s + 1 == o.steps || s % 25 == 0)) o.progress(o.user, l, s + 1, o.steps, kl);
         }
-        if (!st && kl_after) st = ll_tuned_lens_grad(t, m, data, l, NULL, N, &kl_after[l], dA, db);
+        if (!st && kl_after) st = ll_lens_grad_impl(t, m, data, l, NULL, N, &kl_after[l], NULL, NULL, false);
     }
     free(dA), free(db), free(vA), free(vb), free(rows);
     return st;
+}
+
+ll_status ll_tuned_lens_train_auto(ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data,
+                                   const ll_tuned_lens_train_opts *o, double *kl_before, double *kl_after) {
+    if (m->be->host_memory) return ll_tuned_lens_train(t, m, data, o, kl_before, kl_after);
+    return ll_tuned_lens_train_cuda(t, m, data, o, kl_before, kl_after);
 }
