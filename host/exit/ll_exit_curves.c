@@ -119,3 +119,14 @@ double ll_exit_iso_acc(const ll_exit_curves *c, const ll_exit_prompts *p, int me
     }
     return scored ? (double)ok / scored : NAN;
 }
+
+double ll_exit_lspade_agreement(const ll_exit_curves *c, int l) {
+    if (c->i_lspade < 0 || c->n == 0) return NAN;
+    int same = 0;
+    for (int i = 0; i < c->n; i++) {
+        int a = c->ev.pick[ll_lens_eval_idx(&c->ev, c->i_lspade, l, i)];
+        if (a < 0) return NAN;
+        same += a == c->spade_pick[(size_t)i * (c->L + 1) + l];
+    }
+    return (double)same / c->n;
+}

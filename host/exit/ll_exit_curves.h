@@ -24,6 +24,9 @@ void ll_exit_curves_free(ll_exit_curves *c);
 
 /* Accuracy of method k at layer l (0..L). */
 double ll_exit_curve_acc(const ll_exit_curves *c, int method, int l);
+/* Share of prompts where L-SPADE picks the same option as SPADE at layer l (how well the
+ * linear map stands in for SPADE, gold or not); NAN without a map there. */
+double ll_exit_lspade_agreement(const ll_exit_curves *c, int l);
 /* Iso-Compute: SPADE at l costs n*l + 2(L-l) token-layers, so a lens is compared at
  * l' = l + 2(L-l)/n; per prompt the lens is read at ceil(l'), the first whole layer with at
  * least SPADE's compute (capped at L). Accuracy over prompts with a gold answer. */

@@ -291,12 +291,12 @@ int ll_cli_exit(int argc, char **argv) {
         st = ll_err(LL_ERR_IO, "%s: cannot create", tmp);
         goto done;
     }
-    fprintf(f, "layer,logit,tuned,spade,lspade,logit_iso,tuned_iso,full,switches\n");
+    fprintf(f, "layer,logit,tuned,spade,lspade,logit_iso,tuned_iso,full,lspade_spade_agree,switches\n");
     for (int l = 0; l <= L; l++)
-        fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,\"%s\"\n", l, ll_exit_curve_acc(&cv, cv.i_logit, l),
+        fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,\"%s\"\n", l, ll_exit_curve_acc(&cv, cv.i_logit, l),
                 ll_exit_curve_acc(&cv, cv.i_tuned, l), ll_exit_curve_acc(&cv, cv.i_spade, l),
                 maps->W[l] ? ll_exit_curve_acc(&cv, cv.i_lspade, l) : NAN, ll_exit_iso_acc(&cv, &pr, cv.i_logit, l),
-                ll_exit_iso_acc(&cv, &pr, cv.i_tuned, l), full_acc, sw);
+                ll_exit_iso_acc(&cv, &pr, cv.i_tuned, l), full_acc, ll_exit_lspade_agreement(&cv, l), sw);
     if ((st = close_tmp(f, tmp, fpath))) goto done;
     snprintf(fpath, sizeof fpath, "%s.sweep.csv", prefix);
     if (!(f = open_tmp(fpath, tmp, sizeof tmp))) {
@@ -399,10 +399,11 @@ int ll_cli_exit(int argc, char **argv) {
     /* 5. Report. */
     printf("SPADE-EXIT: %d prompts, K = %d, L = %d; full model accuracy %.4f\n", n, pr.K, L, full_acc);
     printf("switches: %s\n", sw);
-    printf("layer  logit   spade   lspade  logit@iso%s\n", cv.i_tuned >= 0 ? "  tuned   tuned@iso" : "");
+    printf("layer  logit   spade   lspade  =spade  logit@iso%s\n", cv.i_tuned >= 0 ? "  tuned   tuned@iso" : "");
     for (int l = 1; l <= L; l++) {
-        printf("%5d  %.4f  %.4f  %.4f  %.4f", l, ll_exit_curve_acc(&cv, cv.i_logit, l), ll_exit_curve_acc(&cv, cv.i_spade, l),
-               maps->W[l] ? ll_exit_curve_acc(&cv, cv.i_lspade, l) : NAN, ll_exit_iso_acc(&cv, &pr, cv.i_logit, l));
+        printf("%5d  %.4f  %.4f  %.4f  %.4f  %.4f", l, ll_exit_curve_acc(&cv, cv.i_logit, l),
+               ll_exit_curve_acc(&cv, cv.i_spade, l), maps->W[l] ? ll_exit_curve_acc(&cv, cv.i_lspade, l) : NAN,
+               ll_exit_lspade_agreement(&cv, l), ll_exit_iso_acc(&cv, &pr, cv.i_logit, l));
         if (cv.i_tuned >= 0)
             printf("     %.4f  %.4f", ll_exit_curve_acc(&cv, cv.i_tuned, l), ll_exit_iso_acc(&cv, &pr, cv.i_tuned, l));
         printf("\n");

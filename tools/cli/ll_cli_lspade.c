@@ -71,14 +71,16 @@ static ll_status write_summary(const ll_lspade_maps *maps, const char *out) {
     FILE *f = fopen(tmp, "w");
     if (!f) return ll_err(LL_ERR_IO, "%s: cannot create", tmp);
     fprintf(f, "layer,lambda_rel,lambda,val_mse,train_mse,switches\n");
-    for (int l = 0; l <= maps->n_layers; l++)
-        if (maps->W[l])
-            fprintf(f, "%d,%g,%.9g,%.9g,%.9g,\"%s\"\n", l, maps->lambda_rel[l], maps->lambda[l], maps->val_mse[l],
-                    maps->train_mse[l], "see the maps file's metadata");
-    /* The switches as one JSON line, quoted for CSV. */
-    fprintf(f, "# ");
-    for (const char *c = maps->meta_json; c && *c; c++) fputc(*c, f);
-    fputc('\n', f);
+    for (int l = 0; l <= maps->n_layers; l++) {
+        if (!maps->W[l]) continue;
+        fprintf(f, "%d,%g,%.9g,%.9g,%.9g,\"", l, maps->lambda_rel[l], maps->lambda[l], maps->val_mse[l], maps->train_mse[l]);
+        /* The maps' metadata (every switch of the fit) as one CSV field: quotes doubled. */
+        for (const char *c = maps->meta_json; c && *c; c++) {
+            if (*c == '"') fputc('"', f);
+            fputc(*c, f);
+        }
+        fputs("\"\n", f);
+    }
     int bad = ferror(f);
     if (fclose(f) || bad || rename(tmp, path)) {
         unlink(tmp);
