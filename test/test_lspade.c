@@ -413,3 +413,42 @@ Test(lspade, cli_from_dump_equals_live_fit_and_exit_runs) {
     ll_exit_prompts_free(&p);
     ll_model_free(m);
 }
+
+/* Switches of the fit: a layer range, one lambda without a held-out split, --no-refit,
+ * and the errors for an impossible selection and bad candidates. */
+Test(lspade, fit_switches_and_errors) {
+    ll_model *m = load_toy();
+    ll_exit_prompts p;
+    cr_assert_eq(ll_exit_prompts_toy_mcq(&p, 70, 8, m->cfg.vocab_size), LL_OK);
+    ll_lspade_data data = ll_exit_prompts_data(&p);
+    double one = 1e-3, grid[2] = {1e-4, 1e-1};
+    ll_lspade_fit_opts fo = {.layer_lo = 2, .layer_hi = 2, .lambda_rel = &one, .n_lambda = 1, .val_frac = 0};
+    ll_lspade_maps *a, *b, *c;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, NULL, &a), LL_OK, "%s", ll_last_error());
+    for (int l = 0; l <= m->cfg.n_layers; l++) cr_assert_eq(!!a->W[l], l == 2, "layer %d", l);
+    cr_assert(isnan(a->val_mse[2]) && a->lambda_rel[2] == 1e-3 && a->train_mse[2] >= 0);
+    /* Several lambdas need a held-out split. */
+    fo.lambda_rel = grid;
+    fo.n_lambda = 2;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, NULL, &b), LL_ERR_ARG);
+    cr_assert(strstr(ll_last_error(), "--val-frac"), "%s", ll_last_error());
+    /* Refit on all rows vs the training share only: same lambda, different maps. */
+    fo.val_frac = 0.3;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, NULL, &b), LL_OK, "%s", ll_last_error());
+    fo.no_refit = true;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, NULL, &c), LL_OK, "%s", ll_last_error());
+    cr_assert_float_eq(b->lambda_rel[2], c->lambda_rel[2], 0);
+    cr_assert_neq(memcmp(b->W[2], c->W[2], (size_t)(m->cfg.d_model + 1) * 4 * sizeof(float)), 0);
+    cr_assert(strstr(c->meta_json, "\"refit\":\"train only\"") && strstr(b->meta_json, "train + validation"));
+    /* A candidate outside the vocabulary is named. */
+    p.cand[3][1] = m->cfg.vocab_size + 5;
+    ll_lspade_maps *e;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, NULL, &e), LL_ERR_ARG);
+    cr_assert_null(e);
+    cr_assert(strstr(ll_last_error(), "prompt 3"), "%s", ll_last_error());
+    ll_lspade_maps_free(a);
+    ll_lspade_maps_free(b);
+    ll_lspade_maps_free(c);
+    ll_exit_prompts_free(&p);
+    ll_model_free(m);
+}
