@@ -57,8 +57,7 @@ ifeq ($(CUDA),1)
   CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1 -DLL_CUDA_MIN_CC=$(patsubst sm_%,%,$(subst a,,$(CUDA_ARCH)))
   # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
   # on a machine that has the same CUDA major version elsewhere); the runtime statically.
-  # cuSOLVER: the GPU ridge solve of L-SPADE (host/backend/cuda/ll_cuda_ridge.c).
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcusolver -lcublas -lcudart_static -ldl -lrt -lstdc++
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
   NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC -Xptxas -warn-spills --resource-usage
 else
   HOST_SRC += host/backend/ll_devices_none.c host/lens/ll_lens_cuda_none.c host/lspade/ll_ridge_gpu_none.c

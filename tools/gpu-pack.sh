@@ -20,7 +20,7 @@ for b in "${bins[@]}"; do
   # stripped: the debug info would take most of the 64 MiB a carried folder may hold
   strip -o "$pack/bin/$b" "$build/$b"
 done
-skip='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux.*|libcublas.*|libcublasLt|libcudart|libcuda|libcusolver.*|libcusparse|libnvJitLink|libnccl|linux-vdso)\.so'
+skip='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux.*|libcublas.*|libcublasLt|libcudart|libcuda|linux-vdso)\.so'
 for b in "${bins[@]}"; do ldd "$build/$b"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
   while read -r lib; do
     name=$(basename "$lib")

@@ -1,11 +1,41 @@
-/* The GPU ridge path (see host/lspade/ll_ridge_gpu.h): cuBLAS fp64 Grams, cuSOLVER Cholesky. */
+/* The GPU ridge path (see host/lspade/ll_ridge_gpu.h): cuBLAS fp64 Grams, cuSOLVER Cholesky.
+ * libcusolver is opened at run time (dlopen), not linked: a GPU machine whose CUDA libraries
+ * come without cuSOLVER (e.g. only PyTorch's cuBLAS wheel) still runs every other command. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lspade/ll_ridge_gpu.h"
+
+static struct {
+    cusolverStatus_t (*create)(cusolverDnHandle_t *);
+    cusolverStatus_t (*destroy)(cusolverDnHandle_t);
+    cusolverStatus_t (*potrf_buffer_size)(cusolverDnHandle_t, cublasFillMode_t, int, double *, int, int *);
+    cusolverStatus_t (*potrf)(cusolverDnHandle_t, cublasFillMode_t, int, double *, int, double *, int, int *);
+    cusolverStatus_t (*potrs)(cusolverDnHandle_t, cublasFillMode_t, int, int, const double *, int, double *, int, int *);
+} ll_cusolver;
+
+static ll_status ll_cusolver_open(void) {
+    if (ll_cusolver.potrs) return LL_OK;
+    const char *names[] = {"libcusolver.so.12", "libcusolver.so.11", "libcusolver.so"};
+    void *h = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
+    if (!h) return ll_err(LL_ERR_UNSUPPORTED, "ridge on the GPU: cannot load libcusolver (%s)", dlerror());
+    *(void **)&ll_cusolver.create = dlsym(h, "cusolverDnCreate");
+    *(void **)&ll_cusolver.destroy = dlsym(h, "cusolverDnDestroy");
+    *(void **)&ll_cusolver.potrf_buffer_size = dlsym(h, "cusolverDnDpotrf_bufferSize");
+    *(void **)&ll_cusolver.potrf = dlsym(h, "cusolverDnDpotrf");
+    *(void **)&ll_cusolver.potrs = dlsym(h, "cusolverDnDpotrs");
+    if (!ll_cusolver.create || !ll_cusolver.destroy || !ll_cusolver.potrf_buffer_size || !ll_cusolver.potrf ||
+        !ll_cusolver.potrs) {
+        ll_cusolver.potrs = NULL;
+        return ll_err(LL_ERR_UNSUPPORTED, "ridge on the GPU: libcusolver lacks the Dn Cholesky functions");
+    }
+    return LL_OK;
+}
 
 #define LL_GPU_CHUNK 1024 /* rows uploaded per DSYRK */
 
@@ -125,6 +155,7 @@ ll_status ll_ridge_solve_gpu(const ll_gram *g, double lambda, double *W) {
     if (!(lambda >= 0)) return ll_err(LL_ERR_ARG, "ridge on the GPU: lambda must be >= 0, found %g", lambda);
     if (ll_gram_count(g) == 0) return ll_err(LL_ERR_ARG, "ridge on the GPU: no examples were added");
     if (!ll_ridge_gpu_available()) return LL_ERR_DEVICE;
+    LL_TRY(ll_cusolver_open());
     double *M = malloc((size_t)p * p * sizeof(double)), *Bc = malloc((size_t)p * q * sizeof(double));
     double *dM = NULL, *dB = NULL, *dw = NULL;
     int *dinfo = NULL;
@@ -139,16 +170,16 @@ ll_status ll_ridge_solve_gpu(const ll_gram *g, double lambda, double *W) {
     for (int i = 0; i < g->d_in; i++) M[(size_t)i * p + i] += lambda;
     for (int i = 0; i < p; i++)
         for (int j = 0; j < q; j++) Bc[(size_t)j * p + i] = g->B[(size_t)i * q + j];
-    if (cusolverDnCreate(&h) != CUSOLVER_STATUS_SUCCESS || cudaMalloc((void **)&dM, (size_t)p * p * 8) != cudaSuccess ||
+    if (ll_cusolver.create(&h) != CUSOLVER_STATUS_SUCCESS || cudaMalloc((void **)&dM, (size_t)p * p * 8) != cudaSuccess ||
         cudaMalloc((void **)&dB, (size_t)p * q * 8) != cudaSuccess || cudaMalloc((void **)&dinfo, sizeof(int)) != cudaSuccess ||
         cudaMemcpy(dM, M, (size_t)p * p * 8, cudaMemcpyHostToDevice) != cudaSuccess ||
         cudaMemcpy(dB, Bc, (size_t)p * q * 8, cudaMemcpyHostToDevice) != cudaSuccess ||
-        cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_UPPER, p, dM, p, &lwork) != CUSOLVER_STATUS_SUCCESS ||
+        ll_cusolver.potrf_buffer_size(h, CUBLAS_FILL_MODE_UPPER, p, dM, p, &lwork) != CUSOLVER_STATUS_SUCCESS ||
         cudaMalloc((void **)&dw, (size_t)(lwork > 0 ? lwork : 1) * 8) != cudaSuccess) {
         st = ll_err(LL_ERR_DEVICE, "ridge on the GPU: cuSOLVER setup for a %d x %d system failed", p, p);
         goto done;
     }
-    if (cusolverDnDpotrf(h, CUBLAS_FILL_MODE_UPPER, p, dM, p, dw, lwork, dinfo) != CUSOLVER_STATUS_SUCCESS ||
+    if (ll_cusolver.potrf(h, CUBLAS_FILL_MODE_UPPER, p, dM, p, dw, lwork, dinfo) != CUSOLVER_STATUS_SUCCESS ||
         cudaMemcpy(&info, dinfo, sizeof(int), cudaMemcpyDeviceToHost) != cudaSuccess) {
         st = ll_err(LL_ERR_DEVICE, "ridge on the GPU: Dpotrf failed");
         goto done;
@@ -158,7 +189,7 @@ ll_status ll_ridge_solve_gpu(const ll_gram *g, double lambda, double *W) {
                                 "solve on the CPU, which falls back to the eigendecomposition)", info);
         goto done;
     }
-    if (cusolverDnDpotrs(h, CUBLAS_FILL_MODE_UPPER, p, q, dM, p, dB, p, dinfo) != CUSOLVER_STATUS_SUCCESS ||
+    if (ll_cusolver.potrs(h, CUBLAS_FILL_MODE_UPPER, p, q, dM, p, dB, p, dinfo) != CUSOLVER_STATUS_SUCCESS ||
         cudaMemcpy(Bc, dB, (size_t)p * q * 8, cudaMemcpyDeviceToHost) != cudaSuccess) {
         st = ll_err(LL_ERR_DEVICE, "ridge on the GPU: Dpotrs failed");
         goto done;
@@ -170,7 +201,7 @@ done:
     cudaFree(dB);
     cudaFree(dw);
     cudaFree(dinfo);
-    if (h) cusolverDnDestroy(h);
+    if (h) ll_cusolver.destroy(h);
     free(M);
     free(Bc);
     return st;
