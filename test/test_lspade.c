@@ -452,3 +452,77 @@ Test(lspade, fit_switches_and_errors) {
     ll_exit_prompts_free(&p);
     ll_model_free(m);
 }
+
+/* --select agree: the held-out agreement with SPADE's option, recomputed here from an
+ * independent pass (whole-forward states, SPADE at the layer, a Gram of the training rows,
+ * each grid lambda solved and applied to the held-out rows). */
+Test(lspade, select_by_agreement_matches_an_independent_count) {
+    ll_model *m = load_toy();
+    int d = m->cfg.d_model, V = m->cfg.vocab_size, K = 4;
+    ll_exit_prompts p;
+    cr_assert_eq(ll_exit_prompts_toy_mcq(&p, 160, 31, V), LL_OK);
+    int n = p.n;
+    double grid[4] = {1e-6, 1e-3, 1e-1, 3.0};
+    ll_lspade_fit_opts fo = {.layer_lo = 1, .layer_hi = 3, .lambda_rel = grid, .n_lambda = 4, .val_frac = 0.4,
+                             .seed = 77, .select_agree = true};
+    ll_lspade_data data = ll_exit_prompts_data(&p);
+    ll_lspade_maps *maps;
+    cr_assert_eq(ll_lspade_fit(m, &data, &fo, NULL, &maps), LL_OK, "%s", ll_last_error());
+    cr_assert(strstr(maps->meta_json, "agreement"), "%s", maps->meta_json);
+    ll_spade_states st;
+    cr_assert_eq(ll_spade_states_collect(m, (const int32_t *const *)p.tok, p.n_tok, n, false, &st), LL_OK);
+    ll_spade *sp;
+    cr_assert_eq(ll_spade_new(&sp, m, NULL, 32), LL_OK);
+    float *lg = malloc((size_t)n * V * sizeof(float)), *X = malloc((size_t)n * d * sizeof(float));
+    float *Y = malloc((size_t)n * K * sizeof(float)), *pred = malloc((size_t)n * K * sizeof(float));
+    double *W = malloc((size_t)(d + 1) * K * sizeof(double));
+    for (int l = 1; l <= 3; l++) {
+        cr_assert_eq(ll_spade_run(sp, l, &st, 0, n, lg, NULL), LL_OK);
+        ll_gram tr;
+        cr_assert_eq(ll_gram_init(&tr, d, K), LL_OK);
+        int nv = 0, pick[160], isv[160];
+        for (int i = 0; i < n; i++) {
+            memcpy(X + (size_t)i * d, ll_spade_state(&st, l, i, 1), (size_t)d * sizeof(float));
+            for (int k = 0; k < K; k++) Y[(size_t)i * K + k] = lg[(size_t)i * V + p.cand[i][k]];
+            ll_lspade_norm_entropy(Y + (size_t)i * K, K, &pick[i]);
+            isv[i] = ll_ridge_is_val(i, 0.4, 77);
+            nv += isv[i];
+            if (!isv[i]) cr_assert_eq(ll_gram_add(&tr, X + (size_t)i * d, d, Y + (size_t)i * K, K, 1), LL_OK);
+        }
+        int cnt[4], best = 0;
+        for (int g = 0; g < 4; g++) {
+            cr_assert_eq(ll_ridge_solve(&tr, grid[g] * ll_gram_feature_scale(&tr), W, NULL), LL_OK);
+            cr_assert_eq(ll_ridge_predict(W, d, K, X, d, n, pred, K), LL_OK);
+            cnt[g] = 0;
+            for (int i = 0; i < n; i++) {
+                int a;
+                ll_lspade_norm_entropy(pred + (size_t)i * K, K, &a);
+                cnt[g] += isv[i] && a == pick[i];
+            }
+            if (cnt[g] > cnt[best]) best = g;
+        }
+        int chosen = -1;
+        for (int g = 0; g < 4; g++)
+            if (maps->lambda_rel[l] == grid[g]) chosen = g;
+        cr_log_info("select agree, layer %d: held-out agreement per lambda %d %d %d %d of %d; fit chose %g (%.4f), "
+                    "reference best %g",
+                    l, cnt[0], cnt[1], cnt[2], cnt[3], nv, maps->lambda_rel[l], maps->val_agree[l], grid[best]);
+        cr_assert(chosen >= 0, "layer %d: lambda %g not on the grid", l, maps->lambda_rel[l]);
+        /* Rows summed in other chunks can round a near-tie the other way: allow one prompt. */
+        cr_assert(cnt[chosen] >= cnt[best] - 1, "layer %d: chose %g (%d agree), best %g (%d)", l, grid[chosen],
+                  cnt[chosen], grid[best], cnt[best]);
+        cr_assert(fabs(maps->val_agree[l] - (double)cnt[chosen] / nv) <= 1.0 / nv + 1e-12,
+                  "layer %d: reported agreement %.4f, recounted %d / %d", l, maps->val_agree[l], cnt[chosen], nv);
+        ll_gram_free(&tr);
+    }
+    free(lg);
+    free(X);
+    free(Y);
+    free(pred);
+    free(W);
+    ll_spade_free(sp);
+    ll_spade_states_free(&st);
+    ll_lspade_maps_free(maps);
+    ll_exit_prompts_free(&p);
+    ll_model_free(m);
+}

@@ -28,6 +28,7 @@ void ll_lspade_maps_free(ll_lspade_maps *m) {
     free(m->lambda);
     free(m->lambda_rel);
     free(m->val_mse);
+    free(m->val_agree);
     free(m->train_mse);
     free(m->meta_json);
     free(m->norm_w);
@@ -47,12 +48,13 @@ ll_status ll_lspade_maps_alloc(ll_lspade_maps **out, int L, int d, int d_out, in
     m->lambda = malloc(((size_t)L + 1) * sizeof(double));
     m->lambda_rel = malloc(((size_t)L + 1) * sizeof(double));
     m->val_mse = malloc(((size_t)L + 1) * sizeof(double));
+    m->val_agree = malloc(((size_t)L + 1) * sizeof(double));
     m->train_mse = malloc(((size_t)L + 1) * sizeof(double));
-    if (!m->W || !m->lambda || !m->lambda_rel || !m->val_mse || !m->train_mse) {
+    if (!m->W || !m->lambda || !m->lambda_rel || !m->val_mse || !m->val_agree || !m->train_mse) {
         ll_lspade_maps_free(m);
         return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for the maps");
     }
-    for (int l = 0; l <= L; l++) m->lambda[l] = m->lambda_rel[l] = m->val_mse[l] = m->train_mse[l] = NAN;
+    for (int l = 0; l <= L; l++) m->lambda[l] = m->lambda_rel[l] = m->val_mse[l] = m->val_agree[l] = m->train_mse[l] = NAN;
     *out = m;
     return LL_OK;
 }
@@ -69,6 +71,12 @@ void ll_lspade_grams_free(ll_lspade_grams *g) {
         }
     free(g->gpu_train);
     free(g->gpu_val);
+    for (int l = 0; g->vs && l <= g->L; l++) {
+        free(g->vs[l].x);
+        free(g->vs[l].cand);
+        free(g->vs[l].pick);
+    }
+    free(g->vs);
     free(g->train);
     free(g->val);
     free(g->have);
@@ -180,6 +188,62 @@ ll_status ll_lspade_grams_add(ll_lspade_grams *g, int layer, const float *X, con
     return st;
 }
 
+ll_status ll_lspade_grams_keep_val(ll_lspade_grams *g, int layer, int K, const float *X, const int *pick,
+                                   const int32_t *const *cand, const int64_t *idx, int n, double val_frac, uint64_t seed) {
+    if (layer < 0 || layer > g->L || !g->have[layer]) return ll_err(LL_ERR_ARG, "L-SPADE: no Gram for layer %d", layer);
+    if (!g->vs) {
+        g->vs = calloc((size_t)g->L + 1, sizeof *g->vs);
+        if (!g->vs) return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for held-out rows");
+    }
+    g->K = K;
+    ll_lspade_valset *v = &g->vs[layer];
+    int d = g->train[layer].d_in;
+    for (int i = 0; i < n; i++) {
+        if (!ll_ridge_is_val(idx[i], val_frac, seed)) continue;
+        if (v->n == v->cap) {
+            int64_t cap = v->cap ? 2 * v->cap : 64;
+            float *x = realloc(v->x, (size_t)cap * d * sizeof(float));
+            if (x) v->x = x;
+            int32_t *c = realloc(v->cand, (size_t)cap * K * sizeof(int32_t));
+            if (c) v->cand = c;
+            int *pk = realloc(v->pick, (size_t)cap * sizeof(int));
+            if (pk) v->pick = pk;
+            if (!x || !c || !pk) return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for %lld held-out rows", (long long)cap);
+            v->cap = cap;
+        }
+        memcpy(v->x + (size_t)v->n * d, X + (size_t)i * d, (size_t)d * sizeof(float));
+        memcpy(v->cand + (size_t)v->n * K, cand[i], (size_t)K * sizeof(int32_t));
+        v->pick[v->n++] = pick[i];
+    }
+    return LL_OK;
+}
+
+/* Held-out rows of layer l on which the map W (double, [(d+1)][q]) picks SPADE's option;
+ * tm is a scratch set of maps of the right shape (norm_input off: rows are kept normalised). */
+static ll_status ll_count_agree(const ll_lspade_valset *v, ll_lspade_maps *tm, ll_model *m, int l, const double *W,
+                                int64_t *agree) {
+    int d = tm->d_model, q = tm->d_out, K = tm->K;
+    for (size_t i = 0; i < (size_t)(d + 1) * q; i++) tm->W[l][i] = (float)W[i];
+    *agree = 0;
+    enum { CH = 256 };
+    float *out = malloc((size_t)CH * K * sizeof(float));
+    const int32_t *cp[CH];
+    if (!out) return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory to score held-out rows");
+    ll_status st = LL_OK;
+    for (int64_t r0 = 0; r0 < v->n && !st; r0 += CH) {
+        int c = (int)(v->n - r0 < CH ? v->n - r0 : CH);
+        for (int i = 0; i < c; i++) cp[i] = v->cand + (size_t)(r0 + i) * K;
+        st = ll_lspade_apply(tm, m, l, c, v->x + (size_t)r0 * d, cp, out);
+        for (int i = 0; i < c && !st; i++) {
+            int a;
+            ll_lspade_norm_entropy(out + (size_t)i * K, K, &a);
+            *agree += a == v->pick[r0 + i];
+        }
+    }
+    free(out);
+    return st;
+}
+
 ll_status ll_lspade_grams_allreduce(ll_lspade_grams *g, const ll_lspade_comm *comm) {
     if (!comm || comm->size <= 1) return LL_OK;
     for (int l = 0; l <= g->L; l++) {
@@ -196,24 +260,58 @@ ll_status ll_lspade_grams_allreduce(ll_lspade_grams *g, const ll_lspade_comm *co
 
 static const double ll_default_grid[] = {1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0};
 
-ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o, ll_lspade_maps *maps) {
+ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o, ll_model *m, ll_lspade_maps *maps) {
     const double *grid = o->n_lambda > 0 ? o->lambda_rel : ll_default_grid;
     int ng = o->n_lambda > 0 ? o->n_lambda : (int)(sizeof ll_default_grid / sizeof *ll_default_grid);
     ll_status st = LL_OK;
+    ll_lspade_maps *tm = NULL; /* scratch maps for scoring by agreement */
+    if (o->select_agree) {
+        if (!g->vs) return ll_err(LL_ERR_ARG, "L-SPADE: selection by agreement needs the held-out rows (none were kept)");
+        int first = 0;
+        while (first <= g->L && !g->have[first]) first++;
+        LL_TRY(ll_lspade_maps_alloc(&tm, g->L, g->train[first].d_in, g->train[first].d_out, g->K));
+        tm->target = maps->target;
+        tm->norm_input = false;
+    }
     for (int l = 0; l <= g->L && !st; l++) {
         if (!g->have[l]) continue;
         const ll_gram *tr = &g->train[l], *va = &g->val[l];
         int p = tr->p, q = tr->d_out, best = 0;
         double mses[LL_LSPADE_MAX_GRID];
-        if (ng > LL_LSPADE_MAX_GRID) return ll_err(LL_ERR_ARG, "L-SPADE: at most %d lambdas", LL_LSPADE_MAX_GRID);
-        if (ng > 1 || ll_gram_count(va) > 0) {
-            if (ll_gram_count(va) == 0)
-                return ll_err(LL_ERR_ARG, "L-SPADE layer %d: %d lambdas to choose from but no held-out examples "
-                                          "(raise --val-frac or give one lambda)", l, ng);
+        if (ng > LL_LSPADE_MAX_GRID) st = ll_err(LL_ERR_ARG, "L-SPADE: at most %d lambdas", LL_LSPADE_MAX_GRID);
+        if (!st && (ng > 1 || ll_gram_count(va) > 0) && ll_gram_count(va) == 0)
+            st = ll_err(LL_ERR_ARG, "L-SPADE layer %d: %d lambdas to choose from but no held-out examples "
+                                    "(raise --val-frac or give one lambda)", l, ng);
+        if (!st && ll_gram_count(va) > 0 && !o->select_agree) {
             if ((st = ll_ridge_select_with(tr, va, grid, ng, o->ridge_gpu ? ll_ridge_solve_gpu : NULL, mses, &best)))
-                return ll_err_prefix(st, "L-SPADE layer %d: ", l);
-            maps->val_mse[l] = mses[best];
+                ll_err_prefix(st, "L-SPADE layer %d: ", l);
+            else
+                maps->val_mse[l] = mses[best];
+        } else if (!st && ll_gram_count(va) > 0) {
+            /* Agreement with SPADE's option on the held-out rows of every rank, summed. */
+            double cnt[LL_LSPADE_MAX_GRID], zero[LL_LSPADE_MAX_GRID] = {0}, scale = ll_gram_feature_scale(tr);
+            double *W = malloc((size_t)p * q * sizeof(double));
+            if (!tm->W[l]) tm->W[l] = malloc((size_t)p * q * sizeof(float));
+            if (!W || !tm->W[l]) st = ll_err(LL_ERR_NOMEM, "L-SPADE layer %d: no memory", l);
+            for (int i = 0; i < ng && !st; i++) {
+                int64_t a = 0;
+                st = o->ridge_gpu ? ll_ridge_solve_gpu(tr, grid[i] * scale, W) : ll_ridge_solve(tr, grid[i] * scale, W, NULL);
+                if (!st) st = ll_count_agree(&g->vs[l], tm, m, l, W, &a);
+                cnt[i] = (double)a;
+                mses[i] = ll_ridge_mse(va, W);
+            }
+            free(W);
+            if (!st && o->comm && o->comm->size > 1) st = o->comm->allreduce_dd(o->comm->user, cnt, zero, (size_t)ng);
+            for (int i = 1; i < ng && !st; i++)
+                if (cnt[i] > cnt[best]) best = i;
+            if (!st) {
+                maps->val_agree[l] = cnt[best] / (double)ll_gram_count(va);
+                maps->val_mse[l] = mses[best];
+            } else {
+                ll_err_prefix(st, "L-SPADE layer %d: ", l);
+            }
         }
+        if (st) break;
         ll_gram all;
         const ll_gram *fit = tr;
         if (!o->no_refit && ll_gram_count(va) > 0) {
@@ -238,6 +336,7 @@ ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o,
         free(W);
         if (fit == &all) ll_gram_free(&all);
     }
+    ll_lspade_maps_free(tm);
     return st;
 }
 
@@ -262,7 +361,8 @@ static char *ll_fit_meta(const ll_model *m, const ll_lspade_data *data, const ll
     for (int i = 0; i < ng; i++) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%g", i ? "," : "", grid[i]);
     cJSON_AddStringToObject(j, "lambda_grid", buf);
     cJSON_AddStringToObject(j, "lambda_scale", "mean diag of X^T X over the features of the Gram solved");
-    cJSON_AddStringToObject(j, "lambda_selection", "held-out MSE over the target values");
+    cJSON_AddStringToObject(j, "lambda_selection", o->select_agree ? "held-out agreement with SPADE's option"
+                                                                   : "held-out MSE over the target values");
     snprintf(buf, sizeof buf, "%g", o->val_frac);
     cJSON_AddStringToObject(j, "val_frac", buf);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
@@ -293,7 +393,7 @@ ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll
     LL_TRY(ll_lspade_grams_allreduce(g, o->comm));
     maps->target = o->target;
     maps->norm_input = o->norm_input;
-    LL_TRY(ll_lspade_solve(g, o, maps));
+    LL_TRY(ll_lspade_solve(g, o, m, maps));
     maps->meta_json = ll_fit_meta(m, data, o, lo, hi, g, meta_json);
     if (!maps->meta_json) return ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for the metadata");
     return LL_OK;
@@ -336,10 +436,12 @@ ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade
     ll_spade_states states = {0};
     int B = LL_LSPADE_BLOCK;
     float *X = malloc((size_t)B * d * sizeof(float)), *Y = malloc((size_t)B * dout * sizeof(float));
-    float *lg = o->target == LL_LSPADE_TARGET_LOGITS ? malloc((size_t)B * V * sizeof(float)) : NULL;
+    bool need_lg = o->target == LL_LSPADE_TARGET_LOGITS || o->select_agree;
+    float *lg = need_lg ? malloc((size_t)B * V * sizeof(float)) : NULL;
     int64_t idx[LL_LSPADE_BLOCK];
+    int pick[LL_LSPADE_BLOCK];
     ll_status st = ll_lspade_maps_alloc(&maps, L, d, dout, K);
-    if (!st && (!X || !Y || (o->target == LL_LSPADE_TARGET_LOGITS && !lg)))
+    if (!st && (!X || !Y || (need_lg && !lg)))
         st = ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for a block of %d prompts", B);
     if (!st) st = ll_spade_new(&sp, m, &o->spade, B);
     int rank = o->comm ? o->comm->rank : 0, size = o->comm && o->comm->size > 0 ? o->comm->size : 1;
@@ -355,11 +457,15 @@ ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade
             for (int i = 0; i < nb; i++) {
                 memcpy(X + (size_t)i * d, ll_spade_state(&states, l, i, 1), (size_t)d * sizeof(float));
                 idx[i] = p0 + i;
-                if (lg)
+                if (o->target == LL_LSPADE_TARGET_LOGITS)
                     for (int k = 0; k < K; k++) Y[(size_t)i * K + k] = lg[(size_t)i * V + data->cand[p0 + i][k]];
+                if (o->select_agree)
+                    pick[i] = ll_spade_decode_row(lg + (size_t)i * V, V, data->cand[p0 + i], K, LL_SPADE_DECODE_OPTIONS).pick;
             }
             if (o->norm_input) st = ll_lspade_final_norm(maps, m, nb, X, X);
             if (!st) st = ll_lspade_grams_add(&g, l, X, Y, idx, nb, vf, o->seed);
+            if (!st && o->select_agree)
+                st = ll_lspade_grams_keep_val(&g, l, K, X, pick, data->cand + p0, idx, nb, vf, o->seed);
         }
         ll_spade_states_free(&states);
         done += nb;

@@ -45,6 +45,8 @@ typedef struct {
     double *lambda; /* [L + 1] absolute lambda used (NAN where none) */
     double *lambda_rel;
     double *val_mse; /* [L + 1] held-out MSE at the chosen lambda (NAN without a split) */
+    double *val_agree; /* [L + 1] held-out share where the map picks SPADE's option (NAN unless
+                          the fit selected by agreement) */
     double *train_mse;
     char *meta_json; /* the switches and provenance recorded with the maps (a JSON object) */
     /* Host copies the decoding needs, made on first use (ll_lspade_apply). */
@@ -78,6 +80,8 @@ typedef struct {
     uint64_t seed;            /* split seed */
     bool no_refit;            /* false: refit on train + validation with the chosen lambda */
     bool ridge_gpu;           /* solve with cuSOLVER (ll_ridge_gpu.h) instead of LAPACK */
+    bool select_agree;        /* choose lambda by held-out agreement with SPADE's option (the
+                                 held-out rows are kept in memory) instead of held-out MSE */
     ll_spade_opts spade;
     const ll_lspade_comm *comm;
     /* Progress: called after each block on every rank with prompts done (this rank). */
@@ -119,7 +123,21 @@ typedef struct {
     /* With ll_lspade_grams_use_gpu: the sums accumulate on the device (cuBLAS fp64) and
      * ll_lspade_fit_finish brings them into train / val before the all-reduce. */
     struct ll_gram_gpu **gpu_train, **gpu_val; /* [L + 1] or NULL */
+    /* With select_agree: this rank's held-out rows per layer (inputs as fed to the map,
+     * candidate ids, SPADE's option). */
+    struct ll_lspade_valset *vs; /* [L + 1] or NULL */
+    int K;
 } ll_lspade_grams;
+typedef struct ll_lspade_valset {
+    int64_t n, cap;
+    float *x;      /* [n][d_in] */
+    int32_t *cand; /* [n][K] */
+    int *pick;     /* [n] SPADE's option */
+} ll_lspade_valset;
+/* Keep held-out rows (those the split sends to validation) for selection by agreement:
+ * X [n][d_in], SPADE's option pick[n], candidates cand[i] (K each), prompt indices idx[n]. */
+ll_status ll_lspade_grams_keep_val(ll_lspade_grams *g, int layer, int K, const float *X, const int *pick,
+                                   const int32_t *const *cand, const int64_t *idx, int n, double val_frac, uint64_t seed);
 /* Accumulate on the GPU from now on (ll_ridge_gpu.h); an error when the build or the
  * machine has no CUDA device. */
 ll_status ll_lspade_grams_use_gpu(ll_lspade_grams *g);
@@ -131,8 +149,9 @@ ll_status ll_lspade_grams_add(ll_lspade_grams *g, int layer, const float *X, con
                               int n, double val_frac, uint64_t seed);
 /* Sum over ranks (comm NULL or size 1: nothing to do). */
 ll_status ll_lspade_grams_allreduce(ll_lspade_grams *g, const ll_lspade_comm *comm);
-/* Select lambda per layer and solve into maps (shapes from g; m for the norm kind). */
-ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o, ll_lspade_maps *maps);
+/* Select lambda per layer and solve into maps (m decodes the hidden target when selecting
+ * by agreement; o->comm sums the agreement counts across ranks). */
+ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o, ll_model *m, ll_lspade_maps *maps);
 /* All-reduce, solve and record the switches: the common end of both fits (lo..hi resolved,
  * o->val_frac resolved). */
 ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, int lo, int hi,
@@ -140,7 +159,7 @@ ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll
 
 /* ---- files: safetensors, "W.{l}" [(d+1)][d_out] F32, metadata format=layerlab-lspade,
  * target, norm_input, n_layers, d_model, d_out, K, layers, lambda.{l}, lambda_rel.{l},
- * val_mse.{l}, train_mse.{l} and the fit's meta_json fields. Written to a temporary name and
+ * val_mse.{l}, train_mse.{l}, val_agree.{l} and the fit's meta_json fields. Written to a temporary name and
  * renamed, so an interrupted write leaves no file that looks complete. */
 ll_status ll_lspade_save(const ll_lspade_maps *maps, const char *path);
 /* Checks d_model and n_layers against m when m is given. */

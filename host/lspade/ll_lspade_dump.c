@@ -75,11 +75,13 @@ ll_status ll_lspade_fit_from_dump(ll_model *m, const ll_lspade_data *data, const
     ll_lspade_maps *maps = NULL;
     ll_spade *sp = NULL;
     float *X = malloc((size_t)B * d * sizeof(float)), *Y = malloc((size_t)B * dout * sizeof(float));
-    float *lg = o->target == LL_LSPADE_TARGET_LOGITS ? malloc((size_t)B * V * sizeof(float)) : NULL;
+    bool need_lg = o->target == LL_LSPADE_TARGET_LOGITS || o->select_agree;
+    float *lg = need_lg ? malloc((size_t)B * V * sizeof(float)) : NULL;
+    int pick[LL_LSPADE_BLOCK];
     const float *pa[LL_LSPADE_BLOCK];
     int32_t ft[LL_LSPADE_BLOCK];
     int64_t idx[LL_LSPADE_BLOCK];
-    if (!st && (!X || !Y || (dout == K && !lg))) st = ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for a block");
+    if (!st && (!X || !Y || (need_lg && !lg))) st = ll_err(LL_ERR_NOMEM, "L-SPADE: no memory for a block");
     if (!st) st = ll_lspade_grams_init(&g, L, lo, hi, d, dout);
     if (!st && o->ridge_gpu) st = ll_lspade_grams_use_gpu(&g);
     if (!st) st = ll_lspade_maps_alloc(&maps, L, d, dout, K);
@@ -98,13 +100,19 @@ ll_status ll_lspade_fit_from_dump(ll_model *m, const ll_lspade_data *data, const
         for (int l = lo; l <= hi && !st; l++) {
             for (int i = 0; i < nb && !st; i++) st = ll_store_read_rows(r, pt, slot[l], ans[p0 + i], 1, X + (size_t)i * d);
             if (st) break;
-            st = ll_spade_run_rows(sp, l, nb, NULL, pa, data->n_tok + p0, ft, lg, dout == d && o->target == LL_LSPADE_TARGET_HIDDEN ? Y : NULL);
+            st = ll_spade_run_rows(sp, l, nb, NULL, pa, data->n_tok + p0, ft, lg,
+                                   o->target == LL_LSPADE_TARGET_HIDDEN ? Y : NULL);
             if (st) break;
-            if (lg)
-                for (int i = 0; i < nb; i++)
+            for (int i = 0; i < nb; i++) {
+                if (o->target == LL_LSPADE_TARGET_LOGITS)
                     for (int k = 0; k < K; k++) Y[(size_t)i * K + k] = lg[(size_t)i * V + data->cand[p0 + i][k]];
+                if (o->select_agree)
+                    pick[i] = ll_spade_decode_row(lg + (size_t)i * V, V, data->cand[p0 + i], K, LL_SPADE_DECODE_OPTIONS).pick;
+            }
             if (o->norm_input) st = ll_lspade_final_norm(maps, m, nb, X, X);
             if (!st) st = ll_lspade_grams_add(&g, l, X, Y, idx, nb, vf, o->seed);
+            if (!st && o->select_agree)
+                st = ll_lspade_grams_keep_val(&g, l, K, X, pick, data->cand + p0, idx, nb, vf, o->seed);
         }
         done += nb;
         if (o->progress) o->progress(o->progress_user, done, mine);

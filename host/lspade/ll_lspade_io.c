@@ -56,6 +56,8 @@ ll_status ll_lspade_save(const ll_lspade_maps *maps, const char *path) {
         ll_meta_num(meta, name, maps->val_mse[l]);
         snprintf(name, sizeof name, "train_mse.%d", l);
         ll_meta_num(meta, name, maps->train_mse[l]);
+        snprintf(name, sizeof name, "val_agree.%d", l);
+        ll_meta_num(meta, name, maps->val_agree[l]);
     }
     cJSON_AddItemToObject(h, "__metadata__", meta);
     char *js = cJSON_PrintUnformatted(h);
@@ -184,6 +186,8 @@ ll_status ll_lspade_load(ll_lspade_maps **out, const char *path, const ll_model 
         maps->val_mse[l] = ll_meta_double(meta, name);
         snprintf(name, sizeof name, "train_mse.%d", l);
         maps->train_mse[l] = ll_meta_double(meta, name);
+        snprintf(name, sizeof name, "val_agree.%d", l);
+        maps->val_agree[l] = ll_meta_double(meta, name);
     }
     if (!st && !found) st = ll_err(LL_ERR_MISSING, "%s: no W.<layer> tensors", path);
     ll_tensor_set_free(&ts);

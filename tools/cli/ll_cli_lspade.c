@@ -16,10 +16,10 @@
 static const char usage[] =
     "usage: layerlab lspade train MODEL (--data FILE | --toy-mcq N | --cloze N) --out MAPS.safetensors\n"
     "         [--target logits|hidden] [--norm-input] [--lambda-grid L1,L2,...] [--val-frac F]\n"
-    "         [--split-seed S] [--no-refit] [--layers LO-HI] [--positions orig|reindex]\n"
-    "         [--from-dump F.h5] [--ridge-device cpu|cuda] [--reduce mpi|nccl]\n"
-    "         [--format F] [--template T] [--k-shot K] [--limit N] [--range A-B]\n"
-    "         [--data-seed S] [--force] [--quiet] [--device cuda|cpu] [--threads N]\n"
+    "         [--split-seed S] [--select mse|agree] [--no-refit] [--layers LO-HI]\n"
+    "         [--positions orig|reindex] [--from-dump F.h5] [--ridge-device cpu|cuda]\n"
+    "         [--reduce mpi|nccl] [--format F] [--template T] [--k-shot K] [--limit N]\n"
+    "         [--range A-B] [--data-seed S] [--force] [--quiet] [--device cuda|cpu] [--threads N]\n"
     "\n"
     "  --data FILE      a task file (host/mcqa formats: foundry, boolq, headqa, arc, generic)\n"
     "  --toy-mcq N      N multiple-choice questions of the toy world (data/models/toy-llama)\n"
@@ -29,6 +29,8 @@ static const char usage[] =
     "  --norm-input     apply the model's final norm to h^l before the map\n"
     "  --lambda-grid    ridge lambdas relative to mean diag(X^T X) (default 1e-8,...,1e1)\n"
     "  --val-frac F     held-out share for choosing lambda by held-out MSE (default 0.2)\n"
+    "  --select         choose lambda by held-out mse (default) or by agree: the share of held-out\n"
+    "                   prompts where the map picks SPADE's option (keeps those rows in memory)\n"
     "  --no-refit       keep the map fitted on the training share (default: refit on all)\n"
     "  --layers LO-HI   layers to fit (default 1-(L-1)); layer l = residual after l blocks\n"
     "  --from-dump F    answer rows from `layerlab dump --points hook_resid_post --positions\n"
@@ -70,10 +72,11 @@ static ll_status write_summary(const ll_lspade_maps *maps, const char *out) {
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) return ll_err(LL_ERR_IO, "%s: cannot create", tmp);
-    fprintf(f, "layer,lambda_rel,lambda,val_mse,train_mse,switches\n");
+    fprintf(f, "layer,lambda_rel,lambda,val_mse,val_agree,train_mse,switches\n");
     for (int l = 0; l <= maps->n_layers; l++) {
         if (!maps->W[l]) continue;
-        fprintf(f, "%d,%g,%.9g,%.9g,%.9g,\"", l, maps->lambda_rel[l], maps->lambda[l], maps->val_mse[l], maps->train_mse[l]);
+        fprintf(f, "%d,%g,%.9g,%.9g,%.6f,%.9g,\"", l, maps->lambda_rel[l], maps->lambda[l], maps->val_mse[l],
+                maps->val_agree[l], maps->train_mse[l]);
         /* The maps' metadata (every switch of the fit) as one CSV field: quotes doubled. */
         for (const char *c = maps->meta_json; c && *c; c++) {
             if (*c == '"') fputc('"', f);
@@ -198,6 +201,12 @@ int ll_cli_lspade(int argc, char **argv) {
         } else if (!strcmp(a, "--split-seed") && has) o.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--norm-input")) o.norm_input = true;
         else if (!strcmp(a, "--no-refit")) o.no_refit = true;
+        else if (!strcmp(a, "--select") && has) {
+            const char *v = argv[++i];
+            if (strcmp(v, "mse") && strcmp(v, "agree"))
+                return ll_cli_fail("lspade: --select: expected mse or agree, found '%s'", v);
+            o.select_agree = !strcmp(v, "agree");
+        }
         else if (!strcmp(a, "--reduce") && has) {
             const char *v = argv[++i];
             if (strcmp(v, "mpi") && strcmp(v, "nccl"))
@@ -272,10 +281,11 @@ int ll_cli_lspade(int argc, char **argv) {
         printf("L-SPADE: %d prompts (K = %d), target %s%s, %s x %d process%s -> %s\n", pr.n, pr.K,
                ll_lspade_target_name(o.target), o.norm_input ? ", norm input" : "", comm.name, comm.size,
                comm.size > 1 ? "es" : "", out);
-        printf("layer  lambda_rel  held-out MSE  train MSE\n");
+        printf("layer  lambda_rel  held-out MSE  held-out =SPADE  train MSE\n");
         for (int l = 0; l <= maps->n_layers; l++)
             if (maps->W[l])
-                printf("%5d  %10.3g  %12.6g  %9.6g\n", l, maps->lambda_rel[l], maps->val_mse[l], maps->train_mse[l]);
+                printf("%5d  %10.3g  %12.6g  %15.4f  %9.6g\n", l, maps->lambda_rel[l], maps->val_mse[l], maps->val_agree[l],
+                       maps->train_mse[l]);
     }
     ll_lspade_maps_free(maps);
     ll_exit_prompts_free(&pr);
