@@ -22,49 +22,16 @@ static __device__ double ll_lens_block_sum(double v, double *sh) {
     return s;
 }
 
-/* Online log-sum-exp state (max m, sum of exp(x - m)) and its merge. */
-struct ll_lse {
-    double m, s;
-};
-
-static __device__ __forceinline__ ll_lse ll_lse_merge(ll_lse a, ll_lse b) {
-    if (b.s == 0) return a;
-    if (a.s == 0) return b;
-    double m = fmax(a.m, b.m);
-    ll_lse r = {m, a.s * exp(a.m - m) + b.s * exp(b.m - m)};
-    return r;
-}
-
-static __device__ __forceinline__ void ll_lse_add(ll_lse *a, double x) {
-    if (a->s == 0) {
-        a->m = x;
-        a->s = 1;
-    } else if (x > a->m) {
-        a->s = a->s * exp(a->m - x) + 1;
-        a->m = x;
-    } else {
-        a->s += exp(x - a->m);
-    }
-}
-
-static __device__ ll_lse ll_lse_block(ll_lse v, double *shm, double *shs) {
-    for (int o = 16; o > 0; o >>= 1) {
-        ll_lse u = {__shfl_xor_sync(LL_FULL_MASK, v.m, o), __shfl_xor_sync(LL_FULL_MASK, v.s, o)};
-        v = ll_lse_merge(v, u);
-    }
+/* Block-wide max of a double; every thread gets it. */
+static __device__ double ll_lens_block_max(double v, double *sh) {
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(LL_FULL_MASK, v, o));
     int w = threadIdx.x / 32, l = threadIdx.x % 32;
     __syncthreads();
-    if (l == 0) {
-        shm[w] = v.m;
-        shs[w] = v.s;
-    }
+    if (l == 0) sh[w] = v;
     __syncthreads();
-    ll_lse r = {0, 0};
-    for (int i = 0; i < LL_LENS_WARPS; i++) {
-        ll_lse u = {shm[i], shs[i]};
-        r = ll_lse_merge(r, u);
-    }
-    return r;
+    double m = sh[0];
+    for (int i = 1; i < LL_LENS_WARPS; i++) m = fmax(m, sh[i]);
+    return m;
 }
 
 static __global__ void ll_lens_widen_kernel(float *dst, const uint16_t *src, size_t n) {
@@ -111,18 +78,33 @@ static __global__ void __launch_bounds__(LL_LENS_THREADS)
 
 static __global__ void __launch_bounds__(LL_LENS_THREADS)
     ll_lens_kl_kernel(double *kl, float *Z, const float *T, const int32_t *rows, int V, int grad, double inv_n) {
-    __shared__ double shm[LL_LENS_WARPS], shs[LL_LENS_WARPS];
+    __shared__ double sh[LL_LENS_WARPS];
     size_t k = blockIdx.x;
     float *z = Z + k * V;
     const float *t = T + (size_t)rows[k] * V;
-    ll_lse sz = {0, 0}, st = {0, 0};
+    /* Log-sum-exps of both rows: maxima, then sums of exp(x - max), as the CPU does. */
+    double mz = -INFINITY, mt = -INFINITY;
     for (int o = threadIdx.x; o < V; o += blockDim.x) {
-        ll_lse_add(&sz, z[o]);
-        ll_lse_add(&st, t[o]);
+        mz = fmax(mz, (double)z[o]);
+        mt = fmax(mt, (double)t[o]);
     }
-    sz = ll_lse_block(sz, shm, shs);
-    st = ll_lse_block(st, shm, shs);
-    double lq = sz.m + log(sz.s), lp = st.m + log(st.s);
+    mz = ll_lens_block_max(mz, sh);
+    mt = ll_lens_block_max(mt, sh);
+    double sz = 0, st = 0;
+    for (int o = threadIdx.x; o < V; o += blockDim.x) {
+        sz += exp((double)z[o] - mz);
+        st += exp((double)t[o] - mt);
+    }
+    sz = ll_lens_block_sum(sz, sh);
+    st = ll_lens_block_sum(st, sh);
+    /* The logs once per row, broadcast (also keeps the kernel free of register spills). */
+    __shared__ double lse[2];
+    if (threadIdx.x == 0) {
+        lse[0] = mz + log(sz);
+        lse[1] = mt + log(st);
+    }
+    __syncthreads();
+    double lq = lse[0], lp = lse[1];
     double acc = 0;
     for (int o = threadIdx.x; o < V; o += blockDim.x) {
         double lt = (double)t[o] - lp, lz = (double)z[o] - lq;
@@ -130,7 +112,7 @@ static __global__ void __launch_bounds__(LL_LENS_THREADS)
         if (p > 0) acc += p * (lt - lz);
         if (grad) z[o] = (float)((q - p) * inv_n);
     }
-    acc = ll_lens_block_sum(acc, shm);
+    acc = ll_lens_block_sum(acc, sh);
     if (threadIdx.x == 0) kl[k] = acc;
 }
 

@@ -2,6 +2,7 @@
  * central finite differences (RMSNorm and LayerNorm models); training lowers the KL;
  * safetensors save / load. (The logit lens itself is checked against the numpy reference
  * in test_spade.c.) */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -378,4 +379,79 @@ Test(lens, cli_table_csv_h5_tsv) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) {
     }
+}
+
+/* tuned-lens train end to end on the CPU: held-out prompts, the validation KL in the table
+ * and in the file's metadata (the same numbers), the lens loads; bad --val-frac refused. */
+Test(lens, cli_tuned_lens_train_val_split) {
+    char dir[] = "/tmp/ll_tl_cli_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char data[128], lens[128], out[128], err[128];
+    snprintf(data, sizeof data, "%s/d.jsonl", dir);
+    snprintf(lens, sizeof lens, "%s/tl.safetensors", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(err, sizeof err, "%s/err", dir);
+    FILE *f = fopen(data, "w");
+    cr_assert(f);
+    for (int i = 0; i < 10; i++)
+        fprintf(f, "{\"tokens\": [1, %d, %d, %d, %d], \"candidates\": [5, 7], \"gold\": 0}\n", 10 + i, 100 + 7 * i,
+                200 + i, 300 + 3 * i);
+    fclose(f);
+    char *a1[] = {"build/layerlab", "tuned-lens", "train", "test/fixtures/llama_gqa", "--data", data, "--out", lens,
+                  "--steps", "15", "--batch", "8", "--val-frac", "0.3", "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a1, out, err), 0, "tuned-lens failed: %s", slurp(err));
+    char *txt = slurp(out), *e = slurp(err);
+    cr_assert(txt && e);
+    cr_expect(strstr(e, "35 training rows from 7 prompts, 15 validation rows from 3 prompts"), "%s", e);
+    cr_expect(strstr(e, "layer 0 (1/"), "progress line per layer: %s", e);
+    cr_expect(strstr(txt, "layer\tkl_logit_lens\tkl_tuned_lens\tval_kl_logit_lens\tval_kl_tuned_lens\n"), "%s", txt);
+    ll_model *m = load_fixture("llama_gqa");
+    int L = m->cfg.n_layers;
+    ll_tuned_lens *t;
+    cr_assert_eq(ll_tuned_lens_load(&t, lens, m), LL_OK, "%s", ll_last_error());
+    ll_tuned_lens_free(t);
+    /* The metadata: read the safetensors header. */
+    FILE *h = fopen(lens, "rb");
+    cr_assert(h);
+    uint64_t hl = 0;
+    cr_assert_eq(fread(&hl, 8, 1, h), 1);
+    char *js = calloc(1, hl + 1);
+    cr_assert_eq(fread(js, 1, hl, h), hl);
+    fclose(h);
+    cJSON *root = cJSON_Parse(js), *md = cJSON_GetObjectItem(root, "__metadata__");
+    cr_assert(md, "no metadata: %s", js);
+    const char *vk = cJSON_GetStringValue(cJSON_GetObjectItem(md, "val_kl"));
+    const char *vk0 = cJSON_GetStringValue(cJSON_GetObjectItem(md, "val_kl_logit_lens"));
+    cr_assert(vk && vk0, "%s", js);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(md, "val_rows")), "15");
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(md, "device")), "cpu");
+    /* Table rows against the metadata lists, layer by layer; training lowers the held-out KL. */
+    const char *row = strchr(txt, '\n') + 1, *p = vk, *p0 = vk0;
+    for (int l = 0; l < L; l++) {
+        int ll;
+        double a, b, c, d;
+        cr_assert_eq(sscanf(row, "%d %lf %lf %lf %lf", &ll, &a, &b, &c, &d), 5, "row %d: %s", l, row);
+        double mv = strtod(p, (char **)&p), mv0 = strtod(p0, (char **)&p0);
+        cr_expect(fabs(mv - d) < 1e-5 + 1e-4 * d && fabs(mv0 - c) < 1e-5 + 1e-4 * c,
+                  "layer %d: table %.5f %.5f, metadata %.6g %.6g", l, c, d, mv0, mv);
+        cr_expect(d < c, "layer %d: held-out KL %.4f not below the logit lens's %.4f", l, d, c);
+        if (*p == ',') p++;
+        if (*p0 == ',') p0++;
+        row = strchr(row, '\n') + 1;
+    }
+    cr_expect_eq(*p, 0, "metadata lists %d layers: %s", L, vk);
+    cJSON_Delete(root);
+    free(js);
+    free(txt);
+    free(e);
+    /* Bad shares are refused, naming the option. */
+    char *a2[] = {"build/layerlab", "tuned-lens", "train", "test/fixtures/llama_gqa", "--data", data, "--out", lens,
+                  "--val-frac", "1", "--device", "cpu", NULL};
+    cr_expect_neq(run_cli(a2, out, err), 0);
+    e = slurp(err);
+    cr_expect(e && strstr(e, "--val-frac"), "%s", e);
+    free(e);
+    ll_model_free(m);
+    unlink(data), unlink(lens), unlink(out), unlink(err);
+    rmdir(dir);
 }
