@@ -36,9 +36,23 @@ CPPFLAGS += -I$(BLAS_INC)
 LDLIBS += $(HDF5_LIBS) -lcjson -lpcre2-8 -lunistring -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
-HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c')
+# Host files that need CUDA (backend, GPU tuned lens, GPU ridge), MPI or NCCL, and their
+# stand-ins (*_none.c) when the build has none.
+HOST_SRC := $(shell find host -name '*.c' -not -path 'host/backend/cuda/*' -not -name 'll_devices_none.c' \
+              -not -name 'll_lens_cuda.c' -not -name 'll_lens_cuda_none.c' -not -name 'll_mpi.c' \
+              -not -name 'll_mpi_none.c' -not -name 'll_ridge_gpu_none.c' -not -name 'll_nccl.c' -not -name 'll_nccl_none.c')
+# MPI (data-parallel L-SPADE fitting, host/lspade/ll_mpi.c) whenever mpicc is present; MPI=0 turns it off.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+MPI ?= $(if $(MPICC),1,0)
+ifeq ($(MPI),1)
+  CPPFLAGS += $(shell $(MPICC) -showme:compile 2>/dev/null || pkg-config --cflags ompi 2>/dev/null) -DLL_WITH_MPI=1
+  LDLIBS += $(shell $(MPICC) -showme:link 2>/dev/null || pkg-config --libs ompi 2>/dev/null)
+  HOST_SRC += host/lspade/ll_mpi.c
+else
+  HOST_SRC += host/lspade/ll_mpi_none.c
+endif
 ifeq ($(CUDA),1)
-  HOST_SRC += $(wildcard host/backend/cuda/*.c)
+  HOST_SRC += $(wildcard host/backend/cuda/*.c) host/lens/ll_lens_cuda.c
   CU_SRC := $(wildcard kernels/*.cu host/backend/cuda/*.cu)
   CPPFLAGS += -I$(CUDA_HOME)/include -DLL_WITH_CUDA=1 -DLL_CUDA_MIN_CC=$(patsubst sm_%,%,$(subst a,,$(CUDA_ARCH)))
   # cuBLAS from the toolkit as a shared library (found through the rpath, or LD_LIBRARY_PATH
@@ -46,8 +60,16 @@ ifeq ($(CUDA),1)
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++
   NVCCFLAGS ?= -O3 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -fPIC -Xptxas -warn-spills --resource-usage
 else
-  HOST_SRC += host/backend/ll_devices_none.c
+  HOST_SRC += host/backend/ll_devices_none.c host/lens/ll_lens_cuda_none.c host/lspade/ll_ridge_gpu_none.c
   CU_SRC :=
+endif
+# NCCL (the Gram all-reduce between GPUs, host/lspade/ll_nccl.c) needs MPI to bootstrap and CUDA;
+# libnccl itself is opened at run time (dlopen), so the binaries do not depend on it.
+NCCL ?= $(if $(and $(filter 1,$(MPI)),$(filter 1,$(CUDA)),$(wildcard $(CUDA_HOME)/include/nccl.h)),1,0)
+ifeq ($(NCCL),1)
+  HOST_SRC += host/lspade/ll_nccl.c
+else
+  HOST_SRC += host/lspade/ll_nccl_none.c
 endif
 TOOL_SRC := $(wildcard tools/cli/*.c)
 # The GPU benchmark needs the CUDA backend: built (so CI compiles it) whenever CUDA is on.

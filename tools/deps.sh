@@ -5,10 +5,10 @@ set -euo pipefail
 want=()
 for what in "${@:-build}"; do
   case "$what" in
-    build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev python3-h5py hdf5-tools) ;;
+    build) want+=(gcc make pkg-config libhdf5-dev libcriterion-dev libcjson-dev libopenblas-openmp-dev libpcre2-dev libunistring-dev python3-h5py hdf5-tools libopenmpi-dev openmpi-bin) ;;
+    plot) want+=(python3-matplotlib python3-numpy) ;;  # PNGs of lens, exit and icl (optional: the CLIs warn without)
     bench) want+=(python3-torch python3-numpy python3-venv python3-pip) ;;
     fuzz) want+=(clang libclang-rt-14-dev) ;;
-    plot) want+=(python3-matplotlib) ;;  # PNGs of layerlab icl (optional: the CLI warns without)
     fixtures) want+=(python3-torch python3-numpy python3-venv python3-pip sentencepiece) ;;
     *) echo "deps.sh: unknown group '$what' (build, bench, fuzz, fixtures, plot)" >&2; exit 2 ;;
   esac

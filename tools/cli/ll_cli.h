@@ -32,6 +32,10 @@ int ll_cli_icl_e4(int argc, char **argv);
 int ll_cli_icl_e5(int argc, char **argv);
 int ll_cli_icl_e6(int argc, char **argv);
 int ll_cli_icl_e7(int argc, char **argv);
+int ll_cli_lens(int argc, char **argv);
+int ll_cli_tuned_lens(int argc, char **argv);
+int ll_cli_lspade(int argc, char **argv);
+int ll_cli_exit(int argc, char **argv);
 
 /* Print "layerlab: error: <msg>" and return LL_EXIT_ERR. */
 int ll_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -53,5 +57,19 @@ ll_status ll_cli_load_for_run(const char *path, ll_model **m);
 /* The backend --device selects; NULL (error set) when cuda was asked for and is not
  * usable. `why` says how it was chosen. */
 const ll_backend *ll_cli_backend(char *why, size_t why_len);
+
+/* Prompt sets for lspade / exit (tools/cli/ll_cli_prompts.c): --data FILE [--format F]
+ * [--template T] [--k-shot K] [--limit N] [--range A-B], --toy-mcq N or --cloze N
+ * [--data-seed S]. */
+#include "exit/ll_exit_prompts.h"
+typedef struct {
+    const char *data, *format, *tpl;
+    int k_shot, limit, toy_n, cloze_n;
+    int from, to; /* --range A-B (to = 0: all) */
+    uint64_t seed;
+} ll_cli_prompt_src;
+int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *status);
+ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path, const ll_model *m,
+                              ll_exit_prompts *out, char *desc, size_t n);
 
 #endif

@@ -17,6 +17,10 @@ static const char usage[] =
     "  merge OUT.h5 SHARDS...      join the shards of a --shard K/N dump\n"
     "  train --out DIR             train the built-in toy Llama (train eval MODEL: its accuracies)\n"
     "  icl e1|e2|...|e7 MODEL      in-context-learning experiments (task vectors, label words)\n"
+    "  lens MODEL --data F         per-layer accuracy: logit lens, tuned lens, SPADE (docs/spade.md)\n"
+    "  tuned-lens train MODEL      fit a tuned lens (one affine translator per layer)\n"
+    "  lspade train MODEL ...      fit L-SPADE maps (linear SPADE per layer) by ridge regression\n"
+    "  exit MODEL --lspade F ...   SPADE-EXIT: early exit with L-SPADE confidence, tau sweeps\n"
     "\n"
     "MODEL is a Hugging Face directory (config.json + safetensors), a .gguf file or a\n"
     "llama2.c .bin checkpoint. Common options: --threads N (default: all cores),\n"
@@ -41,6 +45,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "merge")) return ll_cli_merge(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return ll_cli_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "icl")) return ll_cli_icl(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "lens")) return ll_cli_lens(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tuned-lens")) return ll_cli_tuned_lens(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "lspade")) return ll_cli_lspade(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "exit")) return ll_cli_exit(argc - 1, argv + 1);
     fprintf(stderr, "layerlab: error: unknown command '%s'\n\n%s", argv[1], usage);
     return LL_EXIT_USAGE;
 }
