@@ -67,6 +67,45 @@ Test(train_data, categorization_labels_follow_the_rule) {
     cr_assert_eq(ll_toy_rule_class(w, 0, even), -1, "word rules do not apply to numbers");
 }
 
+/* The curriculum's copying stages: categorization episodes with one input per class, so
+ * every query input appeared before; without the arrow in the first stage, with it in the
+ * second; the mixture stage is ll_toy_sample itself. */
+Test(train_data, curriculum_stages_draw_copying_episodes) {
+    for (int stage = 0; stage < 3; stage++) {
+        ll_rng r = {11}, q = {11};
+        int n_cat = 0, n_seq = 400;
+        for (int e = 0; e < n_seq; e++) {
+            ll_toy_seq s, m;
+            ll_toy_sample_stage(w, &r, 80, (ll_toy_stage)stage, &s);
+            if (stage == LL_TOY_STAGE_MIX) {
+                ll_toy_sample(w, &q, 80, &m);
+                cr_assert_eq(s.n, m.n);
+                cr_assert(!memcmp(s.ids, m.ids, sizeof(int32_t) * (size_t)s.n), "the mixture stage is ll_toy_sample");
+                continue;
+            }
+            if (s.task != LL_TOY_CAT) continue;
+            n_cat++;
+            int32_t seen[2] = {-1, -1};
+            int arrow = stage == LL_TOY_STAGE_COPY;
+            for (int i = 1; i < s.n; i++) {
+                if (!s.lab[i]) continue;
+                int32_t x = s.ids[i - 1 - arrow];
+                if (arrow) cr_assert_str_eq(ll_toy_token(w, s.ids[i - 1]), "->");
+                else cr_assert_str_neq(ll_toy_token(w, s.ids[i - 1]), "->");
+                int c = ll_toy_rule_class(w, s.rule, x);
+                cr_assert(c == 0 || c == 1, "stage %d: input %s outside rule %s", stage, ll_toy_token(w, x),
+                          ll_toy_rule_name(s.rule));
+                cr_assert_eq(s.ids[i], s.labels[c]);
+                if (seen[c] < 0) seen[c] = x;
+                cr_assert_eq(seen[c], x, "stage %d: one input per class", stage);
+            }
+        }
+        if (stage != LL_TOY_STAGE_MIX)
+            cr_assert(n_cat > n_seq * 7 / 10 && n_cat < n_seq * 9 / 10, "stage %d: %d of %d are copying episodes", stage,
+                      n_cat, n_seq);
+    }
+}
+
 Test(train_data, mappings_and_questions_follow_the_tables) {
     ll_rng r = {9};
     for (int e = 0; e < 200; e++) {

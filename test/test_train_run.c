@@ -17,6 +17,9 @@ static void ll_tiny(ll_train_opts *o) {
     o->model.d_model = 16, o->model.n_layers = 2, o->model.n_heads = 2, o->model.n_kv_heads = 1;
     o->model.d_ff = 24, o->model.max_seq = 64;
     o->batch = 2, o->seq_len = 40, o->steps = 6, o->warmup = 2, o->seed = 5;
+    /* The resume test crosses both curriculum boundaries: steps 0-1 copy without the
+     * arrow, 2-3 with it, 4-5 the mixture; it resumes at 3. */
+    o->stage_steps[0] = 2, o->stage_steps[1] = 2;
 }
 
 static void ll_steps(ll_trainer *t, int n) {
@@ -40,6 +43,9 @@ Test(train_run, resumed_run_equals_uninterrupted) {
     cr_assert_eq(ll_trainer_resume(&c, path), LL_OK, "%s", ll_last_error());
     remove(path);
     cr_assert_eq(c->step, 3);
+    cr_assert_eq(ll_trainer_stage(&c->o, 1), LL_TOY_STAGE_COPY_NOARROW);
+    cr_assert_eq(ll_trainer_stage(&c->o, 3), LL_TOY_STAGE_COPY);
+    cr_assert_eq(ll_trainer_stage(&c->o, 4), LL_TOY_STAGE_MIX);
     ll_steps(c, 3);
     size_t n = a->m->lay.n * sizeof(float);
     cr_assert(!memcmp(a->m->p, c->m->p, n), "parameters after 3 + resume + 3 steps differ from 6 steps");

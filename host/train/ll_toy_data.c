@@ -189,7 +189,15 @@ static void ll_mix_init(void) {
  * class (or 1..fewmax, LL_TOY_MIX), so inputs repeat and copying the label of an
  * identical input pays (what induction heads learn first; matching on the rule's
  * property generalizes it). */
+/* fewmax > 0 overrides the mixture's number of distinct inputs per class of a few episode;
+ * arrow 0 leaves the arrow out ("x label" items), -1 follows LL_TOY_NOARROW. */
+static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, int fewmax, int arrow,
+                           ll_toy_seq *s);
 static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, ll_toy_seq *s) {
+    ll_cat_items_x(w, r, n_items, named, few, 0, -1, s);
+}
+static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, int fewmax, int arrow,
+                           ll_toy_seq *s) {
     ll_begin(s, LL_TOY_CAT);
     s->rule = ll_rng_int(r, LL_TOY_N_RULES);
     /* LL_TOY_NLABELS=k (diagnostics): draw the pool labels from the first k words only. */
@@ -205,7 +213,8 @@ static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool nam
     if (named) s->labels[0] = w->rule_word[s->rule][1], s->labels[1] = w->rule_word[s->rule][0];
     int32_t pick[2][4];
     /* fixed 4 (mix default) or 1..fewmax distinct inputs per class */
-    int nd = few && ll_mix[4] != 4 ? 1 + ll_rng_int(r, ll_mix[4]) : 4;
+    int fm = fewmax > 0 ? fewmax : ll_mix[4];
+    int nd = few && fm != 4 ? 1 + ll_rng_int(r, fm) : 4;
     for (int c = 0; c < 2; c++)
         for (int j = 0; j < 4; j++) pick[c][j] = w->cls[s->rule][c][ll_rng_int(r, w->n_cls[s->rule][c])];
     /* LL_TOY_NOARROW=p (diagnostics): with probability p (1 when given without a value)
@@ -215,7 +224,8 @@ static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool nam
         const char *e = getenv("LL_TOY_NOARROW");
         noarrow_p = !e ? 0 : *e && atof(e) > 0 && atof(e) < 1 ? atof(e) : 1;
     }
-    bool noarrow = noarrow_p >= 1 || (noarrow_p > 0 && ll_rng_int(r, 1000) < (int)(noarrow_p * 1000));
+    bool noarrow = arrow >= 0 ? !arrow
+                              : noarrow_p >= 1 || (noarrow_p > 0 && ll_rng_int(r, 1000) < (int)(noarrow_p * 1000));
     for (int i = 0; i < n_items; i++) {
         /* Classes drawn evenly, then an input of that class: every rule is balanced
          * whatever the base rate of its feature. */
@@ -314,6 +324,43 @@ void ll_toy_map(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s) {
 void ll_toy_mcq(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
     ll_begin(s, LL_TOY_MCQ);
     ll_mcq_items(w, r, s);
+}
+
+/* The curriculum's copying stages: 16 in 20 sequences are categorization episodes with ONE
+ * input per class (so every query input appeared before and copying its label is the whole
+ * task), the rest mapping (2) and packed questions (2). In the first stage the items have
+ * no arrow: the label follows its input directly, the offset-1 pattern that induction
+ * heads form on quickly; the second stage puts the arrow back, which moves the input two
+ * tokens before its label, and the formed circuit adapts within a few hundred steps.
+ * Without these stages the matching circuit sits behind a plateau longer than the whole
+ * training budget (data/README.md, Findings). */
+static void ll_toy_sample_copy(const ll_toy_world *w, ll_rng *r, int max_len, bool arrow, ll_toy_seq *s) {
+    int u = ll_rng_int(r, 20), cap = max_len / 4;
+    if (cap < 1) cap = 1;
+    if (u < 16 || max_len < 30) {
+        int n = 17 + ll_rng_int(r, 3);
+        ll_cat_items_x(w, r, n < cap ? n : cap, false, true, 1, arrow, s);
+    } else if (u < 18) {
+        int n = 6 + ll_rng_int(r, 11);
+        ll_map_items(w, r, n < cap ? n : cap, s);
+    } else {
+        static const int len[3] = {29, 13, 26};
+        ll_begin(s, LL_TOY_MCQ);
+        for (int first = 1;; first = 0) {
+            int v = ll_rng_int(r, 4), kind = v < 2 ? 0 : v - 1;
+            if (s->n + !first + len[kind] > max_len) break;
+            if (!first) ll_push(s, LL_NL, 0);
+            ll_mcq_items_kind(w, r, kind, s);
+        }
+    }
+}
+
+void ll_toy_sample_stage(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_stage stage, ll_toy_seq *s) {
+    if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
+    if (stage == LL_TOY_STAGE_COPY_NOARROW || stage == LL_TOY_STAGE_COPY)
+        ll_toy_sample_copy(w, r, max_len, stage == LL_TOY_STAGE_COPY, s);
+    else
+        ll_toy_sample(w, r, max_len, s);
 }
 
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {

@@ -65,6 +65,9 @@ int32_t ll_toy_letter(const ll_toy_world *w, int i);
  * of them real, the rest one of two easier forms, see ll_toy_data.c). Every label in it is supervised: lab[i] is its loss weight
  * (1, LL_TOY_MCQ_WEIGHT for answer letters). */
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s);
+/* The training curriculum: two copying stages, then the mixture (see ll_toy_data.c). */
+typedef enum { LL_TOY_STAGE_COPY_NOARROW = 0, LL_TOY_STAGE_COPY, LL_TOY_STAGE_MIX } ll_toy_stage;
+void ll_toy_sample_stage(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_stage stage, ll_toy_seq *s);
 /* Single episodes with k demonstrations then the query; the last token is its answer. */
 void ll_toy_cat(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s);
 void ll_toy_map(const ll_toy_world *w, ll_rng *r, int k, ll_toy_seq *s);

@@ -23,6 +23,8 @@ void ll_train_opts_default(ll_train_opts *o) {
     o->beta2 = 0.98f;
     o->eps = 1e-8f;
     o->seed = 1;
+    o->stage_steps[0] = 3500;
+    o->stage_steps[1] = 500;
 }
 
 void ll_trainer_free(ll_trainer *t) {
@@ -41,12 +43,12 @@ void ll_trainer_free(ll_trainer *t) {
 ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o) {
     *out = NULL;
     if (o->batch < 1 || o->seq_len < 8 || o->steps < 1 || o->warmup < 0 || !(o->lr > 0) || o->min_lr < 0 ||
-        o->clip < 0 || o->weight_decay < 0)
+        o->clip < 0 || o->weight_decay < 0 || o->stage_steps[0] < 0 || o->stage_steps[1] < 0)
         return ll_err(LL_ERR_ARG,
                       "train: expected batch >= 1, seq_len >= 8, steps >= 1, warmup >= 0, lr > 0, min_lr, clip, "
-                      "weight_decay >= 0; found %d, %d, %lld, %lld, %g, %g, %g, %g",
+                      "weight_decay, stage steps >= 0; found %d, %d, %lld, %lld, %g, %g, %g, %g, %lld/%lld",
                       o->batch, o->seq_len, (long long)o->steps, (long long)o->warmup, o->lr, o->min_lr, o->clip,
-                      o->weight_decay);
+                      o->weight_decay, (long long)o->stage_steps[0], (long long)o->stage_steps[1]);
     ll_trainer *t = ll_calloc(1, sizeof *t, "trainer");
     if (!t) return LL_ERR_NOMEM;
     t->o = *o;
@@ -90,11 +92,18 @@ ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o) {
     return LL_OK;
 }
 
+ll_toy_stage ll_trainer_stage(const ll_train_opts *o, int64_t step) {
+    if (step < o->stage_steps[0]) return LL_TOY_STAGE_COPY_NOARROW;
+    if (step < o->stage_steps[0] + o->stage_steps[1]) return LL_TOY_STAGE_COPY;
+    return LL_TOY_STAGE_MIX;
+}
+
 static void ll_trainer_batch(ll_trainer *t) {
     int B = t->o.batch, T = t->o.seq_len;
+    ll_toy_stage stage = ll_trainer_stage(&t->o, t->step);
     ll_toy_seq s;
     for (int b = 0; b < B; b++) {
-        ll_toy_sample(t->world, &t->data, T, &s);
+        ll_toy_sample_stage(t->world, &t->data, T, stage, &s);
         for (int i = 0; i < T; i++) {
             size_t r = (size_t)b * T + i;
             t->tok[r] = i < s.n ? s.ids[i] : ll_toy_pad();
@@ -143,7 +152,7 @@ ll_status ll_trainer_save(const ll_trainer *t, const char *path) {
     ll_ckpt_hdr h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, LL_CKPT_MAGIC, 8);
-    h.version = 1, h.hdr_bytes = sizeof h, h.o = t->o, h.step = t->step, h.data_rng = t->data.s;
+    h.version = 2, h.hdr_bytes = sizeof h, h.o = t->o, h.step = t->step, h.data_rng = t->data.s;
     h.n_params = t->m->lay.n;
     size_t n = t->m->lay.n * sizeof(float);
     ll_status st = ll_write_all(f, &h, sizeof h, tmp);
@@ -165,8 +174,8 @@ ll_status ll_trainer_resume(ll_trainer **out, const char *path) {
     if (fread(&h, 1, sizeof h, f) != sizeof h || memcmp(h.magic, LL_CKPT_MAGIC, 8) != 0)
         st = ll_err(LL_ERR_FORMAT, "%s: not a layerlab training checkpoint (expected magic \"%s\")", path,
                     LL_CKPT_MAGIC);
-    else if (h.version != 1 || h.hdr_bytes != sizeof h)
-        st = ll_err(LL_ERR_UNSUPPORTED, "%s: checkpoint version %u with a %u-byte header; this build reads version 1 (%zu bytes)",
+    else if (h.version != 2 || h.hdr_bytes != sizeof h)
+        st = ll_err(LL_ERR_UNSUPPORTED, "%s: checkpoint version %u with a %u-byte header; this build reads version 2 (%zu bytes)",
                     path, h.version, h.hdr_bytes, sizeof h);
     ll_trainer *t = NULL;
     if (st == LL_OK) st = ll_trainer_new(&t, &h.o);

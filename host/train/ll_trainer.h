@@ -16,6 +16,10 @@ typedef struct {
     int64_t steps, warmup;
     float lr, min_lr, weight_decay, clip, beta1, beta2, eps;
     uint64_t seed; /* initialisation and data stream */
+    /* Curriculum (ll_toy_sample_stage): the first stage_steps[0] steps draw arrow-less
+     * copying episodes, the next stage_steps[1] copying episodes with the arrow, the rest
+     * the task mixture. {0, 0}: the mixture from the start. */
+    int64_t stage_steps[2];
 } ll_train_opts;
 
 typedef struct {
@@ -37,6 +41,8 @@ typedef struct {
 void ll_train_opts_default(ll_train_opts *o);
 ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o);
 void ll_trainer_free(ll_trainer *t);
+/* The curriculum stage a step draws its batch from. */
+ll_toy_stage ll_trainer_stage(const ll_train_opts *o, int64_t step);
 /* One optimizer step on a fresh batch. */
 ll_status ll_trainer_step(ll_trainer *t);
 /* Checkpoint: options, step, data RNG, parameters and AdamW moments, written to a

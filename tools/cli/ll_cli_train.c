@@ -22,6 +22,8 @@ static const char usage[] =
     "  --resume CKPT    continue a run from its checkpoint (options come from the checkpoint;\n"
     "                   --steps may extend it)\n"
     "  --ckpt-every N   checkpoint every N steps (default 250)\n"
+    "  --stages A,B     curriculum: A steps of arrow-less copying episodes, then B with the\n"
+    "                   arrow, then the task mixture (default 3500,500; 0,0: mixture only)\n"
     "  --batch N --seq-len N --lr X --warmup N --d-model N --layers N --heads N --kv-heads N --d-ff N\n"
     "eval: accuracies on N held-out episodes per cell (default 500) drawn from seed S (default 12345).\n";
 
@@ -104,6 +106,12 @@ int ll_cli_train(int argc, char **argv) {
         } else if (!strcmp(a, "--lr") && has) {
             if ((st = ll_num(a, argv[++i], 1e-9, 10, &v))) return st;
             o.lr = (float)v;
+        } else if (!strcmp(a, "--stages") && has) {
+            long long a0, a1;
+            char tail;
+            if (sscanf(argv[++i], "%lld,%lld%c", &a0, &a1, &tail) != 2 || a0 < 0 || a1 < 0)
+                return ll_cli_fail("train: --stages: expected two step counts A,B (e.g. 3500,500), found '%s'", argv[i]);
+            o.stage_steps[0] = a0, o.stage_steps[1] = a1;
         } else if (!strcmp(a, "--warmup") && has) {
             if ((st = ll_num(a, argv[++i], 0, 1e9, &v))) return st;
             o.warmup = (int64_t)v;
@@ -149,6 +157,9 @@ int ll_cli_train(int argc, char **argv) {
     fprintf(log, "# batch %d x %d, steps %lld (warm-up %lld), lr %g -> %g, weight decay %g, clip %g, seed %llu, threads %d\n",
             t->o.batch, t->o.seq_len, (long long)t->o.steps, (long long)t->o.warmup, t->o.lr, t->o.min_lr,
             t->o.weight_decay, t->o.clip, (unsigned long long)t->o.seed, ll_get_threads());
+    fprintf(log, "# curriculum: steps 0-%lld arrow-less copying, %lld-%lld copying with the arrow, then the task mixture\n",
+            (long long)t->o.stage_steps[0], (long long)t->o.stage_steps[0],
+            (long long)(t->o.stage_steps[0] + t->o.stage_steps[1]));
     fprintf(log, "# step loss grad_norm lr tokens_per_s elapsed_s\n");
     bool tty = isatty(2);
     double t0 = ll_now(), ema = -1;
