@@ -76,7 +76,7 @@ void ll_tuned_lens_train_defaults(ll_tuned_lens_train_opts *o);
 /* Train every translator of t in place on data, on the CPU, with the hand-written
  * gradient of KL(final || lens) through the final norm and LM head (m must be on the CPU
  * backend with fp32 weights). kl_before / kl_after ([L] each, may be NULL): mean KL over
- * all rows at the start and at the end. */
+ * all rows at the start and at the end. The reference for the GPU path (ll_lens_cuda.h). */
 ll_status ll_tuned_lens_train(ll_tuned_lens *t, const ll_model *m, const ll_lens_data *data,
                               const ll_tuned_lens_train_opts *o, double *kl_before, double *kl_after);
 
