@@ -117,6 +117,7 @@ asan:
 	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" OPT="-O1 -g" test
 
 demo: all
+	@bash tools/deps.sh plot
 	@bash tools/demo.sh
 
 bench: all
