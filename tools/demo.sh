@@ -17,6 +17,7 @@
 # otherwise), DEVICE (cpu|cuda; default layerlab's choice), DATA, N_EVAL, N_TRAIN, N_ICL,
 # TUNED_STEPS, LAYERLAB (default build/layerlab), LAYERLAB_SHARED (default ../shared).
 set -euo pipefail
+trap 'echo "demo: stopped: line $LINENO of tools/demo.sh failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 root=$PWD
 bin=${LAYERLAB:-build/layerlab}
@@ -141,8 +142,8 @@ if why=$(probe prompts "$bin" lens "$model" "${src[@]}" --method logit --dump-pr
   fi
   head -n "$n_eval" "$out/prompts.jsonl" > "$out/eval.jsonl"
   tail -n +"$((n_eval + 1))" "$out/prompts.jsonl" > "$out/train.jsonl"
-  if [ "$n_eval" -lt 20 ] || [ "$n_train" -lt 20 ]; then
-    spade_ok=0; why="only $total items from $task_kind (need 40)"
+  if [ "$n_eval" -lt 10 ] || [ "$n_train" -lt 20 ]; then
+    spade_ok=0; why="only $total items from $task_kind (need 30)"
   fi
 else
   spade_ok=0
@@ -200,12 +201,21 @@ else
 fi
 
 # 9-11. In-context learning: E1 on each task, E2 / E3 on each task, E6 on all of them.
+# Demonstrations must fit the context: estimate a demonstration's tokens from a typical one
+# (+1 for the newline), with 50% margin for longer inputs, and keep the k that fit; the
+# check run below tries the largest k on a few prompts.
+ctx=$(awk '$1 == "context" { print $2 }' "$out/info.txt")
+per=$(( $("$bin" tokenize "$model" "brisket -> forest" --no-special "${common[@]}" 2>/dev/null | wc -w) + 1 ))
+kmax=$(( (${ctx:-512} - 2 * per - 8) * 2 / (3 * per) ))
+e1_k=$(for k in 0 1 2 4 8 16; do if [ $k -le $kmax ]; then echo $k; fi; done | paste -sd, -)
+ek=$(( kmax < 8 ? kmax : 8 )); e2k=$(( kmax < 5 ? kmax : 5 ))
 icl_tasks=()
+[ "$kmax" -ge 2 ] || { cat_task=; map_task=; say "   (ICL: a context of ${ctx} tokens holds fewer than 2 demonstrations)"; }
 for t in $cat_task $map_task; do
   d=icl-$(echo "$t" | tr ':/' '__')
   extra=()
   case $t in toy:*) extra=(--full-vocab) ;; esac     # toy tables: the answer among the whole vocabulary
-  if why=$(probe "$d-check" "$bin" icl e1 "$model" --task "$t" "${icl_words[@]}" --k 0,1 --n 2 --out "$out/$d-check" "${common[@]}" "${extra[@]}"); then
+  if why=$(probe "$d-check" "$bin" icl e1 "$model" --task "$t" "${icl_words[@]}" --k "0,$ek" --n 8 --out "$out/$d-check" "${common[@]}" "${extra[@]}"); then
     icl_tasks+=("$t")
   else
     say "   (ICL task $t cannot run on this model: $why)"
@@ -221,14 +231,14 @@ else
   e1_all() {
     for t in "${icl_tasks[@]}"; do
       local d; d=$out/icl-$(echo "$t" | tr ':/' '__'); local x=(); case $t in toy:*) x=(--full-vocab) ;; esac
-      "$bin" icl e1 "$model" --task "$t" "${icl_words[@]}" --k 0,1,2,4,8,16 --n "$n_icl" --out "$d/e1" "${common[@]}" "${x[@]}" || return 1
+      "$bin" icl e1 "$model" --task "$t" "${icl_words[@]}" --k "$e1_k" --n "$n_icl" --out "$d/e1" "${common[@]}" "${x[@]}" || return 1
     done
   }
   e23_all() {
     for t in "${icl_tasks[@]}"; do
       local d; d=$out/icl-$(echo "$t" | tr ':/' '__'); local x=(); case $t in toy:*) x=(--full-vocab) ;; esac
-      "$bin" icl e2 "$model" --task "$t" "${icl_words[@]}" --n "$((n_icl / 2))" --n-dev "$((n_icl / 4))" --out "$d/e2" "${common[@]}" "${x[@]}" || return 1
-      "$bin" icl e3 "$model" --task "$t" "${icl_words[@]}" --k 8 --n "$((n_icl / 2))" --n-dev "$((n_icl / 4))" --out "$d/e3" "${common[@]}" "${x[@]}" || return 1
+      "$bin" icl e2 "$model" --task "$t" "${icl_words[@]}" --k "$e2k" --n "$((n_icl / 2))" --n-dev "$((n_icl / 4))" --out "$d/e2" "${common[@]}" "${x[@]}" || return 1
+      "$bin" icl e3 "$model" --task "$t" "${icl_words[@]}" --k "$ek" --n "$((n_icl / 2))" --n-dev "$((n_icl / 4))" --out "$d/e3" "${common[@]}" "${x[@]}" || return 1
     done
   }
   e6_args=()
@@ -236,7 +246,7 @@ else
   stage "ICL E1 (accuracy vs demonstrations: ${icl_tasks[*]})" icl-e1 e1_all
   stage "ICL E2 / E3 (global and local task vectors)" icl-e23 e23_all
   stage "ICL E6 (convergence of label-position vectors)" icl-e6 "$bin" icl e6 "$model" "${e6_args[@]}" "${icl_words[@]}" \
-    --k 8 --n 32 --out "$out/icl-e6" "${common[@]}"
+    --k "$ek" --n 32 --out "$out/icl-e6" "${common[@]}"
 fi
 
 # 12. The report, from the files above.
