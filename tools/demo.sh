@@ -40,10 +40,12 @@ fi
 if [ -z "$tok" ] && [ "${model%.bin}" != "$model" ]; then
   tok=$(ls "$(dirname "$model")"/tok*.bin 2>/dev/null | head -1 || true)
 fi
+# The built-in model (or a copy of it: its card names it) gets its own tasks.
 toy=0
 case "$(cd "$(dirname "$model")" && pwd)/$(basename "$model")" in
   */data/models/toy-llama|*/data/models/toy-llama/) toy=1 ;;
 esac
+if [ -d "$model" ] && head -1 "$model/README.md" 2>/dev/null | grep -q '^# toy-llama'; then toy=1; fi
 
 if [ $toy = 1 ]; then threads=${THREADS:-1}; else threads=${THREADS:-0}; fi
 common=()
