@@ -92,12 +92,27 @@ stage() {
   i=$((i + 1))
   printf '[%d/%d] %s ... ' "$i" "$N" "$name" >&2
   local t0; t0=$(date +%s.%N)
-  if "$@" > "$out/$file.txt" 2> "$out/$file.log"; then
+  "$@" > "$out/$file.txt" 2> "$out/$file.log" &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null; say; say "demo: interrupted"; exit 130' INT TERM
+  if [ -t 2 ]; then     # on a terminal: elapsed seconds and the command's latest stderr line
+    local head; head=$(printf '[%d/%d] %s ... ' "$i" "$N" "$name")
+    while kill -0 "$pid" 2>/dev/null; do
+      sleep 0.25
+      kill -0 "$pid" 2>/dev/null || break
+      printf '\r\033[K%s%s s  %s' "$head" "$(elapsed "$t0" | cut -d. -f1)" \
+        "$(tail -c 300 "$out/$file.log" | tr '\r' '\n' | grep -v '^$' | tail -1 | cut -c1-60)" >&2
+    done
+    printf '\r\033[K%s' "$head" >&2
+  fi
+  if wait "$pid"; then
+    trap - INT TERM
     local s; s=$(elapsed "$t0")
     say "done (${s} s)"
     printf '%s\tok\t%s\t%s\n' "$name" "$s" "$file" >> "$status"
   else
     local rc=$?
+    trap - INT TERM
     say "FAILED (exit $rc)"
     say "demo: stage '$name' failed: $*"
     say "---- end of $out/$file.log ----"

@@ -214,7 +214,6 @@ def section_exit(r):
              f"from that layer. Full model accuracy {fmt(full)}. Speedup = token-layers of the full model over "
              "those spent (aggregate), and measured wall-clock of the exit loop against the full model.")
     r.append("")
-    names = {"best_accuracy": "best accuracy", "within_1pt": "largest speedup within 1 point of the full model"}
     rows = []
     for row in sweep:
         op = row.get("operating_point", "")
@@ -223,7 +222,7 @@ def section_exit(r):
         t = num(row["tau"])
         wall = next((x for x in runs if num(x["tau"]) is not None and t is not None
                      and abs(num(x["tau"]) - t) <= 1e-6 * max(1.0, abs(t))), None)
-        rows.append([names.get(op, op), fmt(row["tau"], 4), fmt(row["accuracy"]), fmt(full),
+        rows.append([op_name(op), fmt(row["tau"], 4), fmt(row["accuracy"]), fmt(full),
                      fmt(row["speedup_aggregate"], 2) + "x",
                      (fmt(wall["wall_speedup"], 2) + "x") if wall else "n/a",
                      " / ".join(row[k] for k in exits)])
@@ -248,6 +247,11 @@ def section_exit(r):
 def changed(x):
     """False for a layer whose patches all changed nothing (flagged by the command)."""
     return int(x.get("n_noop") or 0) < int(x.get("n") or 1)
+
+
+def op_name(op):
+    names = {"best_accuracy": "best accuracy", "within_1pt": "largest speedup within 1 point of the full model"}
+    return " = ".join(names.get(o, o) for o in op.split("+"))
 
 
 def best(rows, col):
@@ -326,6 +330,37 @@ def section_icl(r, tasks):
     r.append("")
 
 
+def key_numbers(tasks):
+    """A few headline figures, from the same CSV files as the sections below."""
+    key = []
+    p = os.path.join(OUT, "lens.csv")
+    if os.path.exists(p):
+        rows = read_csv(p)
+        full = next((x for x in rows if x["method"] == "full"), None)
+        if full:
+            line = f"full model accuracy on the {full['n_scored']} evaluation items: {fmt(full['accuracy'])}"
+            for m, name in (("logit", "logit lens"), ("tuned", "tuned lens"), ("spade", "SPADE")):
+                ms = [x for x in rows if x["method"] == m and num(x["accuracy"]) is not None]
+                if ms:
+                    b = max(ms, key=lambda x: (num(x["accuracy"]), -int(x["layer"])))
+                    first = min((int(x["layer"]) for x in ms if num(x["accuracy"]) >= num(full["accuracy"])), default=None)
+                    line += (f"; {name} best {fmt(b['accuracy'])} (layer {b['layer']})"
+                             + (f", first reaches the full model at layer {first}" if first is not None else ""))
+            key.append(line)
+    p = os.path.join(OUT, "exit.sweep.csv")
+    if os.path.exists(p):
+        for x in read_csv(p):
+            if x.get("operating_point"):
+                key.append(f"SPADE-EXIT, {op_name(x['operating_point'])}: tau {fmt(x['tau'], 4)}, accuracy {fmt(x['accuracy'])} "
+                           f"(full {fmt(x['full_accuracy'])}) at {fmt(x['speedup_aggregate'], 2)}x fewer token-layers")
+    for t in tasks:
+        p = os.path.join(OUT, f"icl-{t.replace(':', '_').replace('/', '_')}", "e1", "e1.csv")
+        if os.path.exists(p):
+            rows = read_csv(p)
+            key.append(f"ICL E1 `{t}`: " + ", ".join(f"k={x['k']} {fmt(x['accuracy'])}" for x in rows))
+    return key
+
+
 def main():
     global OUT
     ap = argparse.ArgumentParser()
@@ -359,6 +394,12 @@ def main():
         r.append("")
         r.append("Skipped, and why: " + "; ".join(f"**{s}**: {status[s][2]}" for s in skipped) + ".")
     r.append("")
+    key = key_numbers([t for t in a.tasks.split() if t])
+    if key:
+        r.append("## Key numbers")
+        r.append("")
+        r.extend("- " + k for k in key)
+        r.append("")
     section_card(r, a)
     section_generate(r)
     section_dump(r)
