@@ -13,7 +13,7 @@
 # its own greedy stories (--cloze) or DATA=FILE (an MCQA file, e.g. from ../shared/assets)
 # and generated ICL tasks. A step that cannot apply to the model is skipped, and the report
 # says why; any other failure stops the demo with the command's log.
-# Environment: OUT (default demo-out), THREADS (default 1 for the toy model, all cores
+# Environment: DEMO_OUT (default demo-out), THREADS (default 1 for the toy model, all cores
 # otherwise), DEVICE (cpu|cuda; default layerlab's choice), DATA, N_EVAL, N_TRAIN, N_ICL,
 # TUNED_STEPS, LAYERLAB (default build/layerlab), LAYERLAB_SHARED (default ../shared).
 set -euo pipefail
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 bin=${LAYERLAB:-build/layerlab}
 shared=${LAYERLAB_SHARED:-../shared}
-out=${OUT:-demo-out}
+out=${DEMO_OUT:-demo-out}
 model=${MODEL:-data/models/toy-llama}
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
@@ -75,6 +75,10 @@ fi
 if [ $toy = 0 ] && [ -d "$shared/assets/icl-function-vectors" ]; then map_task=antonym; fi
 tuned_steps=${TUNED_STEPS:-250}
 
+# Start clean, but only ever delete a previous demo's folder.
+if [ -d "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -e "$out/status.tsv" ]; then
+  echo "demo: $out exists and is not a demo output folder (no status.tsv): choose DEMO_OUT" >&2; exit 1
+fi
 rm -rf "$out"
 mkdir -p "$out"
 status=$out/status.tsv          # stage, state (ok|skipped|failed), seconds, note
