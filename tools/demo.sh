@@ -188,7 +188,38 @@ if grep -q '^tokenizer  *none' "$out/info.txt"; then
   skip "generation sample" "no tokenizer with this checkpoint (TOKENIZER=file)"
 else
   gen_n=40; [ $task_kind != cloze ] && gen_n=12
-  stage "generation sample" generate "$bin" generate "$model" --prompt "$prompt" --max-new-tokens "$gen_n" --temperature 0 "${common[@]}"
+  # The toy model also gets a fact-table episode built from the evaluation questions' answers
+  # ("entity -> value" lines of one table, the query's value left out), written with its
+  # expected answer to generate-map.{prompt,expected}.
+  if [ $toy = 1 ] && [ $spade_ok = 1 ]; then
+    "$py" - "$out" <<'PY' || true
+import json, re, sys
+out = sys.argv[1]
+by = {}
+for line in open(f"{out}/eval.jsonl"):
+    it = json.loads(line)
+    t = it.get("prompt_text", "")
+    q = re.search(r"what is the (\w+) of (\S+)\?", t)
+    opts = re.findall(r"^[A-D]\. (.+)$", t, re.M)
+    if q and len(opts) > it["gold"]:
+        by.setdefault(q.group(1), {}).setdefault(q.group(2), opts[it["gold"]])
+for table, facts in by.items():
+    if len(facts) >= 5:
+        items = list(facts.items())[:5]
+        open(f"{out}/generate-map.prompt", "w").write(
+            "".join(f"{e} -> {v}\n" for e, v in items[:4]) + f"{items[4][0]} ->")
+        open(f"{out}/generate-map.expected", "w").write(f"{items[4][1]} ({table} table)")
+        break
+PY
+  fi
+  gen_all() {
+    "$bin" generate "$model" --prompt "$prompt" --max-new-tokens "$gen_n" --temperature 0 "${common[@]}" || return 1
+    if [ -s "$out/generate-map.prompt" ]; then
+      "$bin" generate "$model" --prompt "$(cat "$out/generate-map.prompt")" --max-new-tokens 4 --temperature 0 \
+        "${common[@]}" > "$out/generate-map.txt" || return 1
+    fi
+  }
+  stage "generation sample" generate gen_all
 fi
 
 # 4. An activation dump of evaluation prompts (every layer's resid_post, every position).

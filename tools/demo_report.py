@@ -104,7 +104,21 @@ def section_generate(r):
         timing = [l for l in read("generate.log").splitlines() if "tok/s" in l]
         if timing:
             r.append("")
-            r.append("`" + timing[-1].strip() + "`")
+            r.append("`" + timing[0].strip() + "`")
+        mp, mt = read("generate-map.prompt"), read("generate-map.txt")
+        if mp and mt:
+            cont = mt[len(mp):] if mt.startswith(mp) else mt
+            r.append("")
+            r.append("A fact-table episode built from the evaluation questions' answers (four `entity -> value` "
+                     f"demonstrations of one table, then a query); expected: **{read('generate-map.expected')}**:")
+            r.append("")
+            r.append("```")
+            r.append(mp)
+            r.append("```")
+            r.append("")
+            r.append("```")
+            r.append(cont.strip("\n"))
+            r.append("```")
     r.append("")
 
 
