@@ -193,8 +193,8 @@ def section_lenses(r, status):
         m = by[l]
         la, ag = ls.get(l, ("nan", "nan"))
         rows.append([l, fmt(m.get("logit")), fmt(m.get("tuned")), fmt(m.get("spade")), fmt(la), fmt(ag), fmt(full)])
-    r.append(f"Layer l = the residual after l blocks; {n_scored} evaluation items (not used for training the "
-             "tuned lens or L-SPADE); accuracy = the argmax among the item's options. Logit / tuned / SPADE "
+    r.append(f"Layer l = the residual after l blocks; {n_scored} evaluation items (the first of the task's stream; "
+             "the tuned lens and L-SPADE were trained on the items after them); accuracy = the argmax among the item's options. Logit / tuned / SPADE "
              "from `layerlab lens` (lens.csv), L-SPADE and its agreement with SPADE from `layerlab exit --sweep` "
              "(exit.layers.csv, the same items).")
     r.append("")
