@@ -19,7 +19,6 @@
 set -euo pipefail
 trap 'echo "demo: stopped: line $LINENO of tools/demo.sh failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
-root=$PWD
 bin=${LAYERLAB:-build/layerlab}
 shared=${LAYERLAB_SHARED:-../shared}
 out=${DEMO_OUT:-demo-out}
@@ -32,8 +31,11 @@ py=/usr/bin/python3
 # A folder without config.json: the llama2.c checkpoint (+ its tokenizer) or GGUF inside it.
 tok=${TOKENIZER:-}
 if [ -d "$model" ] && [ ! -e "$model/config.json" ]; then
-  cand=$(ls "$model"/*.bin 2>/dev/null | grep -v '/tok[^/]*\.bin$' | head -1 || true)
-  [ -n "$cand" ] || cand=$(ls "$model"/*.gguf 2>/dev/null | head -1 || true)
+  cand=
+  for f in "$model"/*.bin "$model"/*.gguf; do
+    case $(basename "$f") in tok*.bin) continue ;; esac
+    if [ -f "$f" ]; then cand=$f; break; fi
+  done
   [ -n "$cand" ] || { echo "demo: $model has no config.json, llama2.c .bin or .gguf" >&2; exit 1; }
   model=$cand
 fi
@@ -56,7 +58,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$([ "$threads" != 0 ] && echo "$thread
 
 # Data sets and sizes (see the header).
 if [ $toy = 1 ]; then
-  task_kind=toy-mcq
+  task_kind="toy-mcq"
   n_eval=${N_EVAL:-1000}; n_train=${N_TRAIN:-2000}; n_icl=${N_ICL:-400}
   cat_task=gen:length; map_task=toy:color; icl_words=(--words toy)
   target=logits
