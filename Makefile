@@ -116,7 +116,11 @@ test: deps $(BUILD)/layerlab_tests $(BUILD)/layerlab $(GPU_BENCH)
 asan:
 	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" OPT="-O1 -g" test
 
-demo: all
+# The demo builds with two jobs even when make was called without -j (a fresh clone builds
+# everything first), then adds matplotlib for its plots.
+demo:
+	@$(MAKE) --no-print-directory -j2 all
+	@bash tools/deps.sh plot
 	@bash tools/demo.sh
 
 bench: all
