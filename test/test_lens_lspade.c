@@ -1,0 +1,229 @@
+/* `layerlab lens --method lspade`: the lens command's L-SPADE read-out against the one
+ * `layerlab exit` reports for the same maps and questions. The two commands build their
+ * prompts on separate paths (lens: the toy questions as text through the tokenizer and
+ * host/mcqa; exit: the generator's token ids through host/exit) and plug the maps in with
+ * separate code, so equal per-layer accuracies and equal agreement with SPADE (per prompt)
+ * check the wiring, the switches (target, norm_input) and the prompts together. Plus the
+ * refusals: no maps, maps of another model (shape, weights), K against the options. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int run_cli(char *const argv[], const char *out, const char *err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    extern char **environ;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
+    int ws;
+    cr_assert(waitpid(pid, &ws, 0) == pid);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    size_t n = fread(b, 1, (1 << 16) - 1, f);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+#define L_TOY 4
+#define N_Q 64
+
+static char dir[64], out_f[128], err_f[128];
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/ll_lens_lspade_XXXXXX");
+    cr_assert(mkdtemp(dir));
+    snprintf(out_f, sizeof out_f, "%s/out", dir);
+    snprintf(err_f, sizeof err_f, "%s/err", dir);
+}
+
+static void teardown(void) {
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {
+    }
+}
+
+static void fit(const char *maps, const char *target, bool norm_input) {
+    char *a[] = {"build/layerlab", "lspade", "train", "data/models/toy-llama", "--toy-mcq", "128", "--target",
+                 (char *)target, "--out", (char *)maps, "--device", "cpu", "--threads", "1",
+                 norm_input ? "--norm-input" : NULL, NULL};
+    cr_assert_eq(run_cli(a, out_f, err_f), 0, "lspade train failed: %s", slurp(err_f));
+}
+
+/* lens CSV rows "method,layer,accuracy,...": acc[layer] of one method (NAN when absent). */
+static void lens_csv(const char *path, const char *method, double *acc) {
+    for (int l = 0; l <= L_TOY; l++) acc[l] = -1;
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s missing", path);
+    char line[512], m[32];
+    int l;
+    double a;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%31[^,],%d,%lf", m, &l, &a) == 3 && !strcmp(m, method) && l >= 0 && l <= L_TOY) acc[l] = a;
+    fclose(f);
+}
+
+/* exit's PREFIX.layers.csv: layer,logit,tuned,spade,lspade,logit_iso,tuned_iso,full,lspade_spade_agree,... */
+static void exit_csv(const char *path, double *spade, double *lspade, double *agree) {
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s missing", path);
+    char line[2048];
+    cr_assert(fgets(line, sizeof line, f));
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        int l;
+        double v[8];
+        char *p = line;
+        l = (int)strtol(p, &p, 10);
+        for (int k = 0; k < 8; k++) v[k] = strtod(p + 1, &p);
+        cr_assert(l >= 0 && l <= L_TOY, "%s", line);
+        spade[l] = v[2];
+        lspade[l] = v[3];
+        agree[l] = v[7];
+        rows++;
+    }
+    fclose(f);
+    cr_assert_eq(rows, L_TOY + 1);
+}
+
+static void same(double a, double b, const char *what, int l) {
+    if (isnan(b)) cr_expect(isnan(a), "%s layer %d: lens %g, exit nan", what, l, a);
+    else cr_expect(fabs(a - b) < 1e-6, "%s layer %d: lens %.6f, exit %.6f", what, l, a, b);
+}
+
+static void lens_matches_exit(const char *target, bool norm_input) {
+    char maps[128], csv[128], h5[128], prefix[128], layers[160];
+    snprintf(maps, sizeof maps, "%s/maps.safetensors", dir);
+    snprintf(csv, sizeof csv, "%s/lens.csv", dir);
+    snprintf(h5, sizeof h5, "%s/lens.h5", dir);
+    snprintf(prefix, sizeof prefix, "%s/exit", dir);
+    snprintf(layers, sizeof layers, "%s.layers.csv", prefix);
+    fit(maps, target, norm_input);
+    /* lens --toy-mcq draws with seed 0, i.e. the generator's 0x70e = 1806; exit takes it as --data-seed. */
+    char *a1[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "64", "--method", "spade,lspade",
+                  "--lspade", maps, "--out-csv", csv, "--out-h5", h5, "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a1, out_f, err_f), 0, "lens failed: %s", slurp(err_f));
+    char *txt = slurp(out_f);
+    char want[64];
+    snprintf(want, sizeof want, "target=%s norm_input=%s", target, norm_input ? "true" : "false");
+    cr_expect(txt && strstr(txt, want), "the table records the maps' switches: %s", txt);
+    free(txt);
+    char *a2[] = {"build/layerlab", "exit", "data/models/toy-llama", "--lspade", maps, "--toy-mcq", "64",
+                  "--data-seed", "1806", "--tau", "0.5", "--no-run", "--no-plot", "--quiet", "--out", prefix,
+                  "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a2, out_f, err_f), 0, "exit failed: %s", slurp(err_f));
+    double ls[L_TOY + 1], sp[L_TOY + 1], esp[L_TOY + 1], els[L_TOY + 1], eag[L_TOY + 1];
+    lens_csv(csv, "lspade", ls);
+    lens_csv(csv, "spade", sp);
+    exit_csv(layers, esp, els, eag);
+    for (int l = 0; l <= L_TOY; l++) {
+        same(sp[l], esp[l], "spade (same prompts)", l);
+        same(ls[l], els[l], "lspade", l);
+    }
+    cr_expect(isnan(ls[0]) && isnan(ls[L_TOY]), "no maps at 0 and L: nan, not 0");
+    /* Per prompt: the share where L-SPADE picks SPADE's option, from the lens's picks. */
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    int *pick = malloc(sizeof(int) * 2 * (L_TOY + 1) * N_Q);
+    hid_t ds = H5Dopen2(f, "pick", H5P_DEFAULT);
+    cr_assert(ds >= 0);
+    cr_assert(H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pick) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+    int differs = 0;
+    for (int l = 1; l < L_TOY; l++) {
+        int agree = 0;
+        for (int i = 0; i < N_Q; i++) {
+            int s = pick[(0 * (L_TOY + 1) + l) * N_Q + i], m = pick[(1 * (L_TOY + 1) + l) * N_Q + i];
+            cr_assert(m >= 0 && m < 4, "lspade pick %d", m);
+            agree += s == m;
+        }
+        differs += agree < N_Q;
+        same((double)agree / N_Q, eag[l], "lspade = spade share", l);
+    }
+    free(pick);
+    (void)differs;
+}
+
+Test(lens_lspade, logits_target_matches_exit, .init = setup, .fini = teardown) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    lens_matches_exit("logits", false);
+}
+
+Test(lens_lspade, hidden_target_norm_input_matches_exit, .init = setup, .fini = teardown) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    lens_matches_exit("hidden", true);
+}
+
+static void expect_refusal(char **argv, const char *needle) {
+    int rc = run_cli(argv, out_f, err_f);
+    char *e = slurp(err_f);
+    cr_expect_neq(rc, 0, "%s: expected a refusal", needle);
+    cr_expect(e && strstr(e, needle), "stderr should name '%s': %s", needle, e);
+    free(e);
+}
+
+Test(lens_lspade, refusals, .init = setup, .fini = teardown) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    char maps[128], hmaps[128], data[128], other[128], cmd[512];
+    snprintf(maps, sizeof maps, "%s/maps.safetensors", dir);
+    snprintf(hmaps, sizeof hmaps, "%s/hmaps.safetensors", dir);
+    snprintf(data, sizeof data, "%s/d3.jsonl", dir);
+    snprintf(other, sizeof other, "%s/toy-copy", dir);
+    fit(maps, "logits", false);
+    fit(hmaps, "hidden", false);
+    /* No maps file; a maps file without the method. */
+    char *a1[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "8", "--method", "lspade",
+                  "--device", "cpu", NULL};
+    expect_refusal(a1, "--lspade MAPS");
+    char *a2[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "8", "--method", "logit",
+                  "--lspade", maps, "--device", "cpu", NULL};
+    expect_refusal(a2, "--method has no lspade");
+    /* Another model's shape: the fixture (different width and depth). */
+    char *a3[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--tokens", "1,5,9", "--options", "a,b",
+                  "--method", "lspade", "--lspade", maps, "--device", "cpu", NULL};
+    expect_refusal(a3, "d_model");
+    /* The same shape with other weights: a copy of the toy model with one weight byte changed. */
+    snprintf(cmd, sizeof cmd,
+             "cp -r data/models/toy-llama %s && printf '\\x55' | dd of=%s/model.safetensors bs=1 seek=2000000 "
+             "conv=notrunc status=none",
+             other, other);
+    cr_assert_eq(system(cmd), 0);
+    char *a4[] = {"build/layerlab", "lens", other, "--toy-mcq", "8", "--method", "lspade", "--lspade", maps,
+                  "--device", "cpu", NULL};
+    expect_refusal(a4, "weights llh64:");
+    /* Three options against logits maps fitted for four; the hidden target decodes any number. */
+    FILE *f = fopen(data, "w");
+    cr_assert(f);
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"tokens\": [1, %d, %d, %d], \"candidates\": [5, 7, 9], \"gold\": %d}\n", 10 + i, 100 + 7 * i,
+                200 + i, i % 3);
+    fclose(f);
+    char *a5[] = {"build/layerlab", "lens", "data/models/toy-llama", "--data", data, "--method", "lspade",
+                  "--lspade", maps, "--device", "cpu", "--threads", "1", NULL};
+    expect_refusal(a5, "K = 4 options");
+    char *a6[] = {"build/layerlab", "lens", "data/models/toy-llama", "--data", data, "--method", "lspade",
+                  "--lspade", hmaps, "--device", "cpu", "--threads", "1", NULL};
+    cr_expect_eq(run_cli(a6, out_f, err_f), 0, "hidden maps on 3 options: %s", slurp(err_f));
+    /* One prompt without --options: nothing for a map to pick among. */
+    char *a7[] = {"build/layerlab", "lens", "data/models/toy-llama", "--tokens", "1,5,9", "--method", "lspade",
+                  "--lspade", hmaps, "--device", "cpu", NULL};
+    expect_refusal(a7, "--options");
+}
