@@ -451,3 +451,84 @@ Test(icl_exp, cli_outputs_record_switches) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+#include <sys/wait.h>
+
+static char *ll_slurp_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    size_t n = b ? fread(b, 1, (1 << 16) - 1, f) : 0;
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* e1 with several tasks (repeated --task and a comma list): one CSV / HDF5 with a task
+ * column whose rows are those of each task run alone; e2 and e3 refuse a second task
+ * (a usage error naming both, no output) instead of silently keeping the last. */
+Test(icl_exp, cli_e1_several_tasks_e2_e3_refuse) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    char dir[] = "/tmp/ll_icl_tasks_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char cmd[1024], p[1200];
+    const char *common = "--k 0,1,2 --n 6 --full-vocab --threads 1 --device cpu";
+    const char *runs[][2] = {{"both", "--task toy:color --task toy:animal"}, {"comma", "--task toy:color,toy:animal"},
+                             {"color", "--task toy:color"}, {"animal", "--task toy:animal"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 build/layerlab icl e1 data/models/toy-llama %s %s --out %s/%s > %s/log 2>&1",
+                 runs[i][1], common, dir, runs[i][0], dir);
+        cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    }
+    char *csv[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s/e1.csv", dir, runs[i][0]);
+        csv[i] = ll_slurp_file(p);
+        cr_assert(csv[i], "%s missing", p);
+    }
+    cr_assert(!strncmp(csv[0], "task,k,accuracy,n\n", 18), "%s", csv[0]);
+    cr_assert_str_eq(csv[0], csv[1], "repeated --task and a comma list give the same table");
+    /* both = header + color's rows + animal's rows, each as run alone */
+    char want[4096];
+    snprintf(want, sizeof want, "%s%s", csv[2], strchr(csv[3], '\n') + 1);
+    cr_assert_str_eq(csv[0], want, "several tasks:\n%s\nalone:\n%s", csv[0], want);
+    int rows = 0;
+    for (char *c = csv[0]; *c; c++) rows += *c == '\n';
+    cr_assert_eq(rows, 1 + 2 * 3);
+    for (int i = 0; i < 4; i++) free(csv[i]);
+    snprintf(p, sizeof p, "%s/both/e1.h5", dir);
+    ll_h5_quiet();
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0, "%s missing", p);
+    bool complete = false;
+    cr_assert_eq(ll_h5_get_bool(f, "complete", &complete), LL_OK);
+    cr_assert(complete);
+    int task[6] = {-1, -1, -1, -1, -1, -1};
+    hid_t ds = H5Dopen2(f, "task", H5P_DEFAULT);
+    cr_assert_geq(ds, 0, "dataset task");
+    hid_t sp = H5Dget_space(ds);
+    cr_assert_eq(H5Sget_simple_extent_npoints(sp), 6);
+    H5Sclose(sp);
+    cr_assert_geq(H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, task), 0);
+    H5Dclose(ds);
+    for (int i = 0; i < 6; i++) cr_expect_eq(task[i], i / 3, "row %d: task %d", i, task[i]);
+    cr_assert(H5Aexists(f, "tasks") > 0 && H5Aexists(f, "templates") > 0, "list attributes tasks, templates");
+    H5Fclose(f);
+    /* e2 / e3: one task per run */
+    const char *bad[] = {"e2 data/models/toy-llama --task toy:color --task toy:animal",
+                         "e3 data/models/toy-llama --task toy:color,toy:animal"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "build/layerlab icl %s --n 4 --out %s/bad%d > %s/log3 2>&1", bad[i], dir, i, dir);
+        int rc = system(cmd);
+        cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s: expected the usage exit status 2", cmd);
+        snprintf(p, sizeof p, "%s/log3", dir);
+        char *log = ll_slurp_file(p);
+        cr_assert(log && strstr(log, "one --task per run") && strstr(log, "toy:color") && strstr(log, "toy:animal"),
+                  "%s", log);
+        free(log);
+        snprintf(p, sizeof p, "%s/bad%d", dir, i);
+        cr_assert(access(p, F_OK), "a refused run created %s", p);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -77,12 +77,12 @@ run() {
   [ $rc -eq 0 ] || failed+=("$name")
 }
 
-# E1-E3 (tools/cli/ll_cli_icl_exp.c) take one task each; E4-E7 take the list.
+# E1 and E4-E7 take the list (one table with a task column); E2 and E3 take one task each.
 e13=(--n "$N" --seed "$SEED" --threads "$THREADS")
+# shellcheck disable=SC2086
+run "E1 ICL curves" "$out/e1" e1 "$model" "${task_args[@]}" "${e13[@]}" $EXTRA $EXTRA_E1
 for t in "${tasks[@]}"; do
   tdir="$(echo "$t" | tr ':/' '__')"
-  # shellcheck disable=SC2086
-  run "E1 ICL curve: $t" "$out/e1-$tdir" e1 "$model" --task "$t" "${e13[@]}" $EXTRA $EXTRA_E1
   # shellcheck disable=SC2086
   run "E2 global task vector: $t" "$out/e2-$tdir" e2 "$model" --task "$t" "${e13[@]}" $EXTRA $EXTRA_E2
   # shellcheck disable=SC2086

@@ -45,6 +45,12 @@ ll_status ll_icl_out_attr_str(ll_icl_out *o, const char *name, const char *v) {
 ll_status ll_icl_out_attr_i64(ll_icl_out *o, const char *name, int64_t v) { return ll_h5_attr_i64(o->f, name, v); }
 ll_status ll_icl_out_attr_f64(ll_icl_out *o, const char *name, double v) { return ll_h5_attr_f64(o->f, name, v); }
 ll_status ll_icl_out_attr_bool(ll_icl_out *o, const char *name, bool v) { return ll_h5_attr_bool(o->f, name, v); }
+ll_status ll_icl_out_attr_strs(ll_icl_out *o, const char *name, const char *const *v, int n) {
+    return ll_h5_attr_strs(o->f, name, v, n);
+}
+ll_status ll_icl_out_attr_i32s(ll_icl_out *o, const char *name, const int32_t *v, int n) {
+    return ll_h5_attr_i32s(o->f, name, v, n);
+}
 
 static ll_status ll_put_nd(ll_icl_out *o, const char *name, hid_t type, const void *v, int rank, const hsize_t *dims) {
     hsize_t n = 1;

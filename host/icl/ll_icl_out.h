@@ -16,6 +16,9 @@ ll_status ll_icl_out_attr_str(ll_icl_out *o, const char *name, const char *v);
 ll_status ll_icl_out_attr_i64(ll_icl_out *o, const char *name, int64_t v);
 ll_status ll_icl_out_attr_f64(ll_icl_out *o, const char *name, double v);
 ll_status ll_icl_out_attr_bool(ll_icl_out *o, const char *name, bool v);
+/* List attributes (one value per task of a several-task run). */
+ll_status ll_icl_out_attr_strs(ll_icl_out *o, const char *name, const char *const *v, int n);
+ll_status ll_icl_out_attr_i32s(ll_icl_out *o, const char *name, const int32_t *v, int n);
 /* 1-D datasets. */
 ll_status ll_icl_out_f64(ll_icl_out *o, const char *name, const double *v, int n);
 ll_status ll_icl_out_i32(ll_icl_out *o, const char *name, const int *v, int n);

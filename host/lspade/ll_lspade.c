@@ -382,6 +382,11 @@ static char *ll_fit_meta(const ll_model *m, const ll_lspade_data *data, const ll
     snprintf(buf, sizeof buf, "%lld", (long long)g->n_val);
     cJSON_AddStringToObject(j, "n_val", buf);
     if (m && m->path) cJSON_AddStringToObject(j, "model", m->path);
+    if (m) {
+        ll_lspade_model_hash(m, buf, sizeof buf);
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "model_hash");
+        cJSON_AddStringToObject(j, "model_hash", buf);
+    }
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;

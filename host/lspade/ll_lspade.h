@@ -162,8 +162,13 @@ ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll
  * val_mse.{l}, train_mse.{l}, val_agree.{l} and the fit's meta_json fields. Written to a temporary name and
  * renamed, so an interrupted write leaves no file that looks complete. */
 ll_status ll_lspade_save(const ll_lspade_maps *maps, const char *path);
-/* Checks d_model and n_layers against m when m is given. */
+/* Checks d_model and n_layers against m when m is given, and the weights hash when the
+ * file records one ("model_hash", written by fits since it was added; older files have
+ * none and are checked on shape alone). */
 ll_status ll_lspade_load(ll_lspade_maps **out, const char *path, const ll_model *m);
+/* "llh64:<16 hex>" of m's weight files (the same value as a dump's weights_hash), the
+ * identity a maps file is tied to: buf of at least 24 bytes. */
+void ll_lspade_model_hash(const ll_model *m, char *buf, size_t n);
 
 /* ---- applying ---- */
 /* Option logits for n answer rows h [n][d] of layer l: out [n][K]. cand[i] (K ids each) is

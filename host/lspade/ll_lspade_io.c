@@ -7,8 +7,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/ll_hash.h"
 #include "io/ll_tensors.h"
 #include "ll_lspade.h"
+
+/* The same fold as host/dump's weights_hash, so a maps file and a dump of one model carry
+ * the same identity. */
+void ll_lspade_model_hash(const ll_model *m, char *buf, size_t n) {
+    uint64_t h = ll_hash_mix(0, m->ts.n_files);
+    for (size_t i = 0; i < m->ts.n_files; i++)
+        h = ll_hash_mix(h, ll_hash_bytes(m->ts.files[i].data, m->ts.files[i].size, 7));
+    snprintf(buf, n, "llh64:%016llx", (unsigned long long)h);
+}
 
 static void ll_meta_num(cJSON *j, const char *key, double v) {
     char b[64];
@@ -154,6 +164,14 @@ ll_status ll_lspade_load(ll_lspade_maps **out, const char *path, const ll_model 
     if (!st && m && (m->cfg.d_model != d || m->cfg.n_layers != L))
         st = ll_err(LL_ERR_SHAPE, "%s: maps for d_model %d and %d layers, the model has %d and %d", path, d, L,
                     m->cfg.d_model, m->cfg.n_layers);
+    const cJSON *mh = cJSON_GetObjectItemCaseSensitive(meta, "model_hash");
+    if (!st && m && cJSON_IsString(mh)) {
+        char have[32];
+        ll_lspade_model_hash(m, have, sizeof have);
+        if (strcmp(have, mh->valuestring))
+            st = ll_err(LL_ERR_ARG, "%s: maps fitted for the model with weights %s, this model (%s) has %s", path,
+                        mh->valuestring, m->path ? m->path : "?", have);
+    }
     ll_lspade_maps *maps = NULL;
     ll_tensor_set ts = {0};
     if (!st) st = ll_lspade_maps_alloc(&maps, L, d, q, K);

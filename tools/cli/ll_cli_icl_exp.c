@@ -1,6 +1,8 @@
 /* layerlab icl e1 | e2 | e3 MODEL --task NAME|FILE [options]: the ICL curve, the global
  * task vector and local task vectors (host/icl/ll_icl_exp.h, docs/icl.md). Each writes
- * OUT/eN.h5 (every switch as an attribute), OUT/eN.csv and OUT/eN.png, and prints a table. */
+ * OUT/eN.h5 (every switch as an attribute), OUT/eN.csv and OUT/eN.png, and prints a table.
+ * e1 takes several tasks (--task A --task B or --task A,B) and writes one table with a
+ * task column, as e4-e7 do; e2 and e3 take one and refuse more. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,10 +15,14 @@
 #include "icl/ll_icl_out.h"
 #include "ll_cli.h"
 
+#define LL_ICL_MAX_TASKS 16
+
 static const char usage_fmt[] =
     "usage: layerlab icl %s MODEL --task NAME|FILE [options]\n"
     "  --task T          a JSON file, a bundled data set (antonym, country_capital, sst2, trec, agnews, cb, rte, ...),\n"
-    "                    gen:RULE[:ARG] (length, first-letter, contains, parity, threshold) or toy:TABLE\n"
+    "                    gen:RULE[:ARG] (length, first-letter, contains, parity, threshold) or toy:TABLE;\n"
+    "                    e1: several (--task A --task B or --task A,B; one CSV / HDF5 with a task column);\n"
+    "                    e2, e3: one task per run\n"
     "  --template T      default | hendel | todd | wang | wang-trec | wang-agnews | nli | auto (the task's own;\n"
     "                    the default) | a custom string with {input} and {label} (\\n, \\t are escapes)\n"
     "  --k K             e1: list of demonstration counts, \"0,1,2,4\" or \"0..16\" (default 0..16);\n"
@@ -51,13 +57,30 @@ static const char usage_fmt[] =
     "  --threads N, --device cuda|cpu, --tokenizer FILE\n";
 
 typedef struct {
-    const char *exp, *model, *task, *template_s, *k_s, *out, *bos, *dummy, *op, *point, *vec, *base, *local, *lpos;
+    const char *exp, *model, *template_s, *k_s, *out, *bos, *dummy, *op, *point, *vec, *base, *local, *lpos;
     int n, n_src, n_dev;
     long long seed;
     bool full_vocab, self_check, naive, no_prefix, no_resume, per_slot, quiet;
     int max_batch;
     ll_icl_task_opts topts;
+    char *tasks[LL_ICL_MAX_TASKS]; /* owned copies: --task values split at commas */
+    int n_tasks;
 } ll_icl_args;
+
+/* --task A,B adds A and B; repeated --task adds to the list. */
+static int ll_add_tasks(ll_icl_args *a, const char *v) {
+    const char *p = v;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (n == 0) return ll_cli_fail("icl %s: --task: empty task name in '%s'", a->exp, v), 0;
+        if (a->n_tasks == LL_ICL_MAX_TASKS) return ll_cli_fail("icl %s: --task: at most %d tasks", a->exp, LL_ICL_MAX_TASKS), 0;
+        if (!(a->tasks[a->n_tasks] = strndup(p, n))) return ll_cli_fail("no memory"), 0;
+        a->n_tasks++;
+        if (!c) return 1;
+        p = c + 1;
+    }
+}
 
 static char *ll_unescape(const char *s) {
     char *o = malloc(strlen(s) + 1), *w = o;
@@ -105,7 +128,11 @@ static int ll_parse(int argc, char **argv, ll_icl_args *a) {
         if (!ll_int_arg(flag, argv[++i], lo, &a->field)) return LL_EXIT_USAGE;                                         \
         continue;                                                                                                      \
     }
-        STR("--task", task) STR("--template", template_s) STR("--k", k_s) STR("--out", out) STR("--bos", bos)
+        if (!strcmp(o, "--task") && has) {
+            if (!ll_add_tasks(a, argv[++i])) return LL_EXIT_USAGE;
+            continue;
+        }
+        STR("--template", template_s) STR("--k", k_s) STR("--out", out) STR("--bos", bos)
         STR("--dummy", dummy) STR("--op", op) STR("--point", point) STR("--vector", vec) STR("--base", base)
         STR("--local", local) STR("--label-pos", lpos) STR("--data-root", topts.data_root) STR("--split", topts.split)
         STR("--words", topts.words) STR("--labels", topts.labels)
@@ -137,8 +164,14 @@ static int ll_parse(int argc, char **argv, ll_icl_args *a) {
 #undef STR
 #undef INT
     }
-    if (!a->model || !a->task) {
+    if (!a->model || !a->n_tasks) {
         fprintf(stderr, usage_fmt, a->exp);
+        return LL_EXIT_USAGE;
+    }
+    if (a->n_tasks > 1 && strcmp(a->exp, "e1")) {
+        /* Silently keeping one of them would mislabel the results. */
+        ll_cli_fail("icl %s: one --task per run, given %d (%s, %s%s): run %s once per task; e1 and e4-e7 take several",
+                    a->exp, a->n_tasks, a->tasks[0], a->tasks[1], a->n_tasks > 2 ? ", ..." : "", a->exp);
         return LL_EXIT_USAGE;
     }
     return 0;
@@ -204,11 +237,9 @@ typedef struct {
     const char *template_name;
 } ll_run_info;
 
-static ll_status ll_common_attrs(ll_icl_out *o, const ll_run_info *ri) {
-    const ll_icl_args *a = ri->a;
+/* The one task's attributes (every run with one task). */
+static ll_status ll_task_attrs(ll_icl_out *o, const ll_run_info *ri) {
     const ll_icl_exp *e = ri->e;
-    LL_TRY(ll_icl_out_attr_str(o, "experiment", a->exp));
-    LL_TRY(ll_icl_out_attr_str(o, "model", a->model));
     LL_TRY(ll_icl_out_attr_str(o, "task", e->task->name));
     LL_TRY(ll_icl_out_attr_str(o, "task_source", e->task->source));
     LL_TRY(ll_icl_out_attr_str(o, "task_rule", e->task->rule ? e->task->rule : ""));
@@ -216,10 +247,21 @@ static ll_status ll_common_attrs(ll_icl_out *o, const ll_run_info *ri) {
     LL_TRY(ll_icl_out_attr_i64(o, "task_classes", e->task->n_classes));
     LL_TRY(ll_icl_out_attr_str(o, "template", ri->template_name));
     LL_TRY(ll_icl_out_attr_str(o, "template_demo", e->tp.demo));
+    LL_TRY(ll_icl_out_attr_i64(o, "n_label_tokens", e->n_cand));
+    LL_TRY(ll_icl_out_attr_f64(o, "self_check_max_rel_diff", e->self_check_diff));
+    LL_TRY(ll_icl_out_attr_i64(o, "straddling_prompts", e->n_straddle_prompts));
+    return LL_OK;
+}
+
+/* Switches shared by every task of a run (e: any task's context). */
+static ll_status ll_shared_attrs(ll_icl_out *o, const ll_run_info *ri) {
+    const ll_icl_args *a = ri->a;
+    const ll_icl_exp *e = ri->e;
+    LL_TRY(ll_icl_out_attr_str(o, "experiment", a->exp));
+    LL_TRY(ll_icl_out_attr_str(o, "model", a->model));
     LL_TRY(ll_icl_out_attr_str(o, "bos", ll_icl_bos_name(e->popts.bos)));
     LL_TRY(ll_icl_out_attr_i64(o, "seed", (int64_t)e->seed));
     LL_TRY(ll_icl_out_attr_str(o, "answer", e->full_vocab ? "full-vocab" : "label-words"));
-    LL_TRY(ll_icl_out_attr_i64(o, "n_label_tokens", e->n_cand));
     LL_TRY(ll_icl_out_attr_str(o, "dummy", ll_icl_dummy_name(e->dummy)));
     LL_TRY(ll_icl_out_attr_str(o, "point", ll_hook_name(e->sweep.point)));
     LL_TRY(ll_icl_out_attr_str(o, "sweep", e->sweep.naive             ? "naive"
@@ -227,11 +269,14 @@ static ll_status ll_common_attrs(ll_icl_out *o, const ll_run_info *ri) {
                                         : e->sweep.no_resume       ? "batched+prefix-cache"
                                                                    : "resume"));
     LL_TRY(ll_icl_out_attr_i64(o, "max_batch", e->sweep.max_batch > 0 ? e->sweep.max_batch : 64));
-    LL_TRY(ll_icl_out_attr_f64(o, "self_check_max_rel_diff", e->self_check_diff));
-    LL_TRY(ll_icl_out_attr_i64(o, "straddling_prompts", e->n_straddle_prompts));
     LL_TRY(ll_icl_out_attr_str(o, "split", a->topts.split ? a->topts.split : "train"));
     LL_TRY(ll_icl_out_attr_str(o, "words", a->topts.words ? a->topts.words : "synthetic"));
     return LL_OK;
+}
+
+static ll_status ll_common_attrs(ll_icl_out *o, const ll_run_info *ri) {
+    LL_TRY(ll_shared_attrs(o, ri));
+    return ll_task_attrs(o, ri);
 }
 
 static FILE *ll_csv_open(const char *path, char *tmp, size_t n) {
@@ -250,12 +295,18 @@ static ll_status ll_csv_close(FILE *f, const char *tmp, const char *path) {
 static int ll_icl_main(int argc, char **argv, const char *exp) {
     ll_icl_args a = {.exp = exp, .seed = 1, .out = "icl-out"};
     int pr = ll_parse(argc, argv, &a);
-    if (pr) return pr < 0 ? 0 : pr;
-    ll_icl_exp e = {0};
-    ll_icl_task *task = NULL;
+    if (pr) {
+        for (int t = 0; t < a.n_tasks; t++) free(a.tasks[t]);
+        return pr < 0 ? 0 : pr;
+    }
+    ll_icl_exp e = {0}; /* the switches every task's context starts from */
+    ll_icl_exp ex[LL_ICL_MAX_TASKS] = {0};
+    ll_icl_task *tk[LL_ICL_MAX_TASKS] = {0};
+    char *custom[LL_ICL_MAX_TASKS] = {0};
+    const char *tnames[LL_ICL_MAX_TASKS] = {0};
+    int n_init = 0;
     ll_model *m = NULL;
     ll_tokenizer *tok = NULL;
-    char *custom = NULL;
     int *ks = NULL, n_k = 0;
     ll_status s = LL_OK;
     int rc = 0;
@@ -279,26 +330,41 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         int lay;
         if ((s = ll_hook_parse(a.point, &e.sweep.point, &lay))) goto fail;
     }
-    if (!strcmp(exp, "e1") && !ll_parse_ks(a.k_s ? a.k_s : "0..16", &ks, &n_k)) return LL_EXIT_USAGE;
     int kk = 0;
-    if (strcmp(exp, "e1") && a.k_s && !ll_int_arg("--k", a.k_s, 1, &kk)) return LL_EXIT_USAGE;
-
-    if ((s = ll_icl_task_load(a.task, &a.topts, &task))) goto fail;
-    const char *tname = a.template_s && strcmp(a.template_s, "auto") ? a.template_s : task->template_hint;
-    if (!(custom = ll_unescape(tname))) {
-        s = ll_err(LL_ERR_NOMEM, "no memory");
-        goto fail;
+    if ((!strcmp(exp, "e1") && !ll_parse_ks(a.k_s ? a.k_s : "0..16", &ks, &n_k)) ||
+        (strcmp(exp, "e1") && a.k_s && !ll_int_arg("--k", a.k_s, 1, &kk))) {
+        rc = LL_EXIT_USAGE;
+        goto done;
     }
-    if ((s = ll_icl_template_get(custom, &e.tp))) goto fail;
+
+    /* Every task and its template first (a bad one fails before the model loads). */
+    for (int t = 0; t < a.n_tasks; t++) {
+        if ((s = ll_icl_task_load(a.tasks[t], &a.topts, &tk[t]))) goto fail;
+        tnames[t] = a.template_s && strcmp(a.template_s, "auto") ? a.template_s : tk[t]->template_hint;
+        if (!(custom[t] = ll_unescape(tnames[t]))) {
+            s = ll_err(LL_ERR_NOMEM, "no memory");
+            goto fail;
+        }
+        ex[t] = e;
+        if ((s = ll_icl_template_get(custom[t], &ex[t].tp))) goto fail;
+    }
     if ((s = ll_cli_load_for_run(a.model, &m))) goto fail;
     if ((s = ll_cli_load_tokenizer(a.model, m->cfg.vocab_size, &tok))) goto fail;
-    e.m = m;
-    e.tok = tok;
-    e.task = task;
-    if ((s = ll_icl_exp_init(&e))) goto fail;
+    for (int t = 0; t < a.n_tasks; t++) {
+        ex[t].m = m;
+        ex[t].tok = tok;
+        ex[t].task = tk[t];
+        if ((s = ll_icl_exp_init(&ex[t]))) goto fail;
+        n_init = t + 1;
+        if (t > 0)
+            fprintf(stderr, "layerlab icl %s: task %s (%d items, %d label words%s%s), template %s\n", exp, tk[t]->name,
+                    tk[t]->n, tk[t]->n_classes, tk[t]->rule ? "; rule: " : "", tk[t]->rule ? tk[t]->rule : "",
+                    ex[t].tp.name);
+    }
+    ll_icl_exp *ep = &ex[0];
     fprintf(stderr, "layerlab icl %s: %s, task %s (%d items, %d label words%s%s), template %s\n", exp, a.model,
-            task->name, task->n, task->n_classes, task->rule ? "; rule: " : "", task->rule ? task->rule : "",
-            e.tp.name);
+            tk[0]->name, tk[0]->n, tk[0]->n_classes, tk[0]->rule ? "; rule: " : "", tk[0]->rule ? tk[0]->rule : "",
+            ep->tp.name);
 
     /* mkdir -p */
     char dirb[4096];
@@ -318,34 +384,68 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
     snprintf(csv, sizeof csv, "%s/%s.csv", a.out, exp);
     snprintf(png, sizeof png, "%s/%s.png", a.out, exp);
     ll_progress prog;
-    e.progress = &prog;
-    ll_run_info ri = {&a, &e, tname};
+    ep->progress = &prog;
+    ll_run_info ri = {&a, ep, tnames[0]};
     ll_icl_out *o = NULL;
 
     if (!strcmp(exp, "e1")) {
-        int n = a.n ? a.n : 50;
-        ll_progress_init(&prog, "icl e1", "k", n_k, 0);
-        ll_icl_e1_result r;
-        if ((s = ll_icl_e1(&e, ks, n_k, n, &r))) goto fail;
-        ll_progress_finish(&prog);
-        printf("%-6s %-9s %s\n", "k", "accuracy", "prompts");
-        for (int i = 0; i < r.n_k; i++) printf("%-6d %-9.3f %d\n", r.k[i], r.acc[i], r.n[i]);
-        FILE *f = ll_csv_open(csv, tmp, sizeof tmp);
-        if (!f) {
-            s = ll_err(LL_ERR_IO, "%s: cannot create", tmp);
+        /* Every task in turn; one table: rows task x k, the task column first (as e4-e7). */
+        int n = a.n ? a.n : 50, rows = 0, cap = a.n_tasks * n_k;
+        int *r_task = malloc((size_t)cap * sizeof(int)), *r_k = malloc((size_t)cap * sizeof(int));
+        int *r_n = malloc((size_t)cap * sizeof(int));
+        double *r_acc = malloc((size_t)cap * sizeof(double));
+        if (!r_task || !r_k || !r_n || !r_acc) s = ll_err(LL_ERR_NOMEM, "icl e1: no memory");
+        double self_check = -1;
+        for (int t = 0; t < a.n_tasks && !s; t++) {
+            ll_icl_e1_result r;
+            ex[t].progress = &prog;
+            ll_progress_init(&prog, "icl e1", "k", n_k, 0);
+            if ((s = ll_icl_e1(&ex[t], ks, n_k, n, &r))) break;
+            ll_progress_finish(&prog);
+            if (a.n_tasks > 1) printf("task %s\n", a.tasks[t]);
+            printf("%-6s %-9s %s\n", "k", "accuracy", "prompts");
+            for (int i = 0; i < r.n_k && rows < cap; i++, rows++) {
+                printf("%-6d %-9.3f %d\n", r.k[i], r.acc[i], r.n[i]);
+                r_task[rows] = t, r_k[rows] = r.k[i], r_acc[rows] = r.acc[i], r_n[rows] = r.n[i];
+            }
+            if (ex[t].self_check_diff > self_check) self_check = ex[t].self_check_diff;
             ll_icl_e1_free(&r);
-            goto fail;
         }
-        fprintf(f, "k,accuracy,n\n");
-        for (int i = 0; i < r.n_k; i++) fprintf(f, "%d,%.6f,%d\n", r.k[i], r.acc[i], r.n[i]);
-        s = ll_csv_close(f, tmp, csv);
+        FILE *f = !s ? ll_csv_open(csv, tmp, sizeof tmp) : NULL;
+        if (!s && !f) s = ll_err(LL_ERR_IO, "%s: cannot create", tmp);
+        if (f) {
+            fprintf(f, "task,k,accuracy,n\n");
+            for (int i = 0; i < rows; i++) fprintf(f, "%s,%d,%.6f,%d\n", a.tasks[r_task[i]], r_k[i], r_acc[i], r_n[i]);
+            s = ll_csv_close(f, tmp, csv);
+        }
         if (!s) s = ll_icl_out_open(&o, h5);
-        if (!s) s = ll_common_attrs(o, &ri);
+        /* One task: its attributes as ever; several: lists, one entry per task. */
+        if (!s) s = a.n_tasks == 1 ? ll_common_attrs(o, &ri) : ll_shared_attrs(o, &ri);
+        if (!s && a.n_tasks > 1) {
+            const char *names[LL_ICL_MAX_TASKS], *srcs[LL_ICL_MAX_TASKS], *demos[LL_ICL_MAX_TASKS];
+            int32_t items[LL_ICL_MAX_TASKS], classes[LL_ICL_MAX_TASKS], ncand[LL_ICL_MAX_TASKS], strad[LL_ICL_MAX_TASKS];
+            for (int t = 0; t < a.n_tasks; t++) {
+                names[t] = tk[t]->name, srcs[t] = tk[t]->source, demos[t] = ex[t].tp.demo;
+                items[t] = tk[t]->n, classes[t] = tk[t]->n_classes, ncand[t] = ex[t].n_cand;
+                strad[t] = ex[t].n_straddle_prompts;
+            }
+            s = ll_icl_out_attr_strs(o, "task_names", names, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_strs(o, "task_sources", srcs, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_strs(o, "templates", tnames, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_strs(o, "template_demos", demos, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_i32s(o, "task_items", items, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_i32s(o, "task_classes", classes, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_i32s(o, "n_label_tokens", ncand, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_i32s(o, "straddling_prompts", strad, a.n_tasks);
+            if (!s) s = ll_icl_out_attr_f64(o, "self_check_max_rel_diff", self_check);
+        }
+        if (!s) s = ll_icl_out_attr_strs(o, "tasks", (const char *const *)a.tasks, a.n_tasks);
         if (!s) s = ll_icl_out_attr_i64(o, "n", n);
-        if (!s) s = ll_icl_out_i32(o, "k", r.k, r.n_k);
-        if (!s) s = ll_icl_out_f64(o, "accuracy", r.acc, r.n_k);
-        if (!s) s = ll_icl_out_i32(o, "n_prompts", r.n, r.n_k);
-        ll_icl_e1_free(&r);
+        if (!s) s = ll_icl_out_i32(o, "task", r_task, rows);
+        if (!s) s = ll_icl_out_i32(o, "k", r_k, rows);
+        if (!s) s = ll_icl_out_f64(o, "accuracy", r_acc, rows);
+        if (!s) s = ll_icl_out_i32(o, "n_prompts", r_n, rows);
+        free(r_task), free(r_k), free(r_n), free(r_acc);
     } else {
         ll_icl_layer_result r;
         int n = a.n ? a.n : 50;
@@ -354,19 +454,19 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
             ll_icl_e2_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op, .n_dev = a.n_dev};
             if (a.vec && (s = ll_icl_vec_mode_parse(a.vec, &eo.vec))) goto fail;
             if (a.base && (s = ll_icl_base_parse(a.base, &eo.base))) goto fail;
-            if ((s = ll_icl_e2(&e, &eo, &r))) goto fail;
+            if ((s = ll_icl_e2(ep, &eo, &r))) goto fail;
             if (!(s = ll_icl_out_open(&o, h5))) {
                 s = ll_common_attrs(o, &ri);
                 if (!s) s = ll_icl_out_attr_i64(o, "k", eo.k ? eo.k : 5);
                 if (!s) s = ll_icl_out_attr_str(o, "vector", ll_icl_vec_mode_name(eo.vec));
                 if (!s) s = ll_icl_out_attr_str(o, "base", eo.base == LL_ICL_BASE_ZERO ? "zero" : "dummy");
-                if (!s) s = ll_icl_out_attr_i64(o, "n_src", eo.vec == LL_ICL_VEC_PER_PROMPT ? 2 : eo.vec == LL_ICL_VEC_DATASET ? (task->n < 1000 ? task->n : 1000) : (a.n_src ? a.n_src : 50));
+                if (!s) s = ll_icl_out_attr_i64(o, "n_src", eo.vec == LL_ICL_VEC_PER_PROMPT ? 2 : eo.vec == LL_ICL_VEC_DATASET ? (tk[0]->n < 1000 ? tk[0]->n : 1000) : (a.n_src ? a.n_src : 50));
             }
         } else {
             ll_icl_e3_opts eo = {.k = kk, .n_test = n, .n_src = a.n_src, .op = op, .n_dev = a.n_dev, .per_slot = a.per_slot};
             if (a.local && (s = ll_icl_local_mode_parse(a.local, &eo.mode))) goto fail;
             if (a.lpos && (s = ll_icl_label_pos_parse(a.lpos, &eo.label_pos))) goto fail;
-            if ((s = ll_icl_e3(&e, &eo, &r))) goto fail;
+            if ((s = ll_icl_e3(ep, &eo, &r))) goto fail;
             if (!(s = ll_icl_out_open(&o, h5))) {
                 s = ll_common_attrs(o, &ri);
                 if (!s) s = ll_icl_out_attr_i64(o, "k", eo.k ? eo.k : 8);
@@ -405,8 +505,8 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         if (!s && r.n_dev) s = ll_icl_out_attr_i64(o, "best_layer_dev", r.best_layer_dev);
         if (!s && r.n_dev) s = ll_icl_out_attr_f64(o, "accuracy_at_best_dev_layer", r.acc_at_best_dev);
         if (!s && r.n_dev) s = ll_icl_out_f64(o, "accuracy_dev", r.acc_dev, r.n_layers);
-        if (!s) s = ll_icl_out_attr_i64(o, "forwards", e.stats.forwards);
-        if (!s) s = ll_icl_out_attr_i64(o, "token_rows", e.stats.rows);
+        if (!s) s = ll_icl_out_attr_i64(o, "forwards", ep->stats.forwards);
+        if (!s) s = ll_icl_out_attr_i64(o, "token_rows", ep->stats.rows);
         int *layers = malloc((size_t)r.n_layers * sizeof *layers);
         for (int l = 0; layers && l < r.n_layers; l++) layers[l] = l;
         if (!s && layers) s = ll_icl_out_i32(o, "layer", layers, r.n_layers);
@@ -414,7 +514,7 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         if (!s) s = ll_icl_out_f64(o, "l2_change_mean", r.l2_mean, r.n_layers);
         if (!s) s = ll_icl_out_i32(o, "n_noop", r.n_noop, r.n_layers);
         free(layers);
-        printf("%s on %s: %d test prompts; unpatched %s %.3f, clean ICL %.3f\n", exp, task->name, r.n,
+        printf("%s on %s: %d test prompts; unpatched %s %.3f, clean ICL %.3f\n", exp, tk[0]->name, r.n,
                !strcmp(exp, "e2") ? "base" : "dummy", r.acc_base, r.acc_icl);
         printf("%-6s %-9s %-12s %s\n", "layer", "accuracy", "mean L2", "no-op patches");
         for (int l = 0; l < r.n_layers; l++)
@@ -423,7 +523,7 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
         if (r.n_dev)
             printf("layer chosen on %d dev prompts: %d (dev %.3f), test accuracy there %.3f\n", r.n_dev, r.best_layer_dev,
                    r.acc_dev[r.best_layer_dev], r.acc_at_best_dev);
-        if (e.self_check_diff >= 0) printf("self-check: clean-into-clean max relative logit change %.3g\n", e.self_check_diff);
+        if (ep->self_check_diff >= 0) printf("self-check: clean-into-clean max relative logit change %.3g\n", ep->self_check_diff);
         FILE *f = !s ? ll_csv_open(csv, tmp, sizeof tmp) : NULL;
         if (!s && !f) s = ll_err(LL_ERR_IO, "%s: cannot create", tmp);
         if (f) {
@@ -454,11 +554,14 @@ static int ll_icl_main(int argc, char **argv, const char *exp) {
 fail:
     rc = ll_cli_status(s);
 done:
-    ll_icl_exp_free(&e);
-    ll_icl_task_free(task);
+    for (int t = 0; t < n_init; t++) ll_icl_exp_free(&ex[t]);
+    for (int t = 0; t < a.n_tasks; t++) {
+        ll_icl_task_free(tk[t]);
+        free(custom[t]);
+        free(a.tasks[t]);
+    }
     ll_tokenizer_free(tok);
     if (m) ll_model_free(m);
-    free(custom);
     free(ks);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* layerlab lens MODEL: per-layer accuracy of the logit lens, the tuned lens and SPADE on a
  * single-token decision task, or, for one prompt, every layer's top token per method. */
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "lens/ll_lens_eval.h"
+#include "lspade/ll_lspade.h"
 #include "ll_cli.h"
 
 extern char **environ;
@@ -26,8 +28,11 @@ static const char usage[] =
     "  --k-shot K           solved examples before each question (default 0)\n"
     "  --cloze N            instead of --data: N cloze items from the model's own greedy stories\n"
     "  --toy-mcq N          instead of --data: N of the toy model's own \"->\" questions (data/models/toy-llama)\n"
-    "  --method LIST        logit,tuned,spade (default logit,spade; lspade: see docs/spade.md)\n"
+    "  --method LIST        logit,tuned,spade,lspade (default logit,spade)\n"
     "  --tuned FILE         trained tuned lens (layerlab tuned-lens train)\n"
+    "  --lspade MAPS        L-SPADE maps for this model (layerlab lspade train), needed by lspade:\n"
+    "                       the layer's map on the answer row, argmax over the options ('nan'\n"
+    "                       at layers without a map); logits-target maps need K = the options\n"
     "  --positions P        SPADE positions: orig (0 and n-1, default) | reindex (0 and 1)\n"
     "  --decode D           options (argmax over the candidate tokens, default) | vocab\n"
     "  --rows R             SPADE row-0 handling: cached (default, one row per prompt) | two\n"
@@ -40,16 +45,102 @@ static const char usage[] =
 
 typedef struct {
     const char *model, *data, *format, *tpl, *methods, *tuned, *positions, *decode, *rows, *csv, *h5, *plot, *dump;
-    const char *prompt, *tokens, *options;
+    const char *prompt, *tokens, *options, *lspade;
     int k_shot, cloze, toy_mcq, limit, batch;
 } ll_lens_args;
 
-/* Hook point for L-SPADE (branch lspade): plug its per-layer predictor into the evaluation
- * with ll_lens_eval_add_method(o, "lspade", fn, user). Until then it is refused. */
-static ll_status ll_cli_lens_add_lspade(ll_lens_eval_opts *o, ll_model *m) {
-    (void)o;
-    (void)m;
-    return ll_err(LL_ERR_UNSUPPORTED, "method lspade is not built into this layerlab (it comes with the lspade work)");
+/* L-SPADE as a lens method: the layer's map (host/lspade) on the answer row's state, with
+ * the file's own switches (target logits: the K option logits directly; target hidden: the
+ * predicted final state through the frozen final norm and the candidates' LM-head rows;
+ * norm_input: the final norm first), answer = argmax over the prompt's options. */
+typedef struct {
+    ll_lspade_maps *maps;
+    const char *path;
+    float *h, *lg;
+    size_t cap_h, cap_lg; /* floats */
+} ll_lens_lspade;
+
+static ll_status ll_lens_lspade_fn(void *user, ll_model *m, const ll_spade_states *st, int layer, int p0, int n,
+                                   const ll_mcqa_prompts *pr, int pr0, ll_spade_decode decode, ll_spade_pick *out) {
+    ll_lens_lspade *u = user;
+    ll_lspade_maps *mp = u->maps;
+    int d = m->cfg.d_model, K = mp->K;
+    (void)decode; /* a map knows only the options: it always picks among them */
+    if (layer > mp->n_layers || !mp->W[layer]) {
+        for (int i = 0; i < n; i++) out[i] = (ll_spade_pick){.pick = -1, .token = -1, .prob = NAN, .entropy = NAN};
+        return LL_OK;
+    }
+    int kmax = K;
+    for (int i = 0; i < n; i++)
+        if (pr->n_cand[pr0 + i] > kmax) kmax = pr->n_cand[pr0 + i];
+    size_t nh = (size_t)n * d, nl = (size_t)n * kmax;
+    if (nh > u->cap_h || nl > u->cap_lg) {
+        free(u->h);
+        free(u->lg);
+        u->h = malloc(nh * sizeof(float));
+        u->lg = malloc(nl * sizeof(float));
+        u->cap_h = u->h && u->lg ? nh : 0;
+        u->cap_lg = u->h && u->lg ? nl : 0;
+        if (!u->cap_h) return ll_err(LL_ERR_NOMEM, "lens: lspade: no memory for %d rows", n);
+    }
+    for (int i = 0; i < n; i++) memcpy(u->h + (size_t)i * d, ll_spade_state(st, layer, p0 + i, 1), (size_t)d * sizeof(float));
+    if (mp->target == LL_LSPADE_TARGET_LOGITS) {
+        /* K was checked against every prompt before the run. */
+        LL_TRY(ll_lspade_apply(mp, m, layer, n, u->h, (const int32_t *const *)(pr->cand + pr0), u->lg));
+    } else {
+        /* The hidden target decodes any number of candidates: one row at a time with K set
+         * to that prompt's count (K only tells ll_lspade_apply how many head rows to read). */
+        ll_status s = LL_OK;
+        for (int i = 0; i < n && !s; i++) {
+            mp->K = pr->n_cand[pr0 + i];
+            s = ll_lspade_apply(mp, m, layer, 1, u->h + (size_t)i * d, (const int32_t *const *)(pr->cand + pr0 + i),
+                                u->lg + (size_t)i * kmax);
+        }
+        mp->K = K;
+        LL_TRY(s);
+    }
+    for (int i = 0; i < n; i++) {
+        int ki = pr->n_cand[pr0 + i], stride = mp->target == LL_LSPADE_TARGET_LOGITS ? K : kmax, a = 0;
+        const float *z = u->lg + (size_t)i * stride;
+        for (int k = 1; k < ki; k++)
+            if (z[k] > z[a]) a = k; /* the first on ties, as SPADE's decode */
+        double sum = 0, ez = 0;
+        for (int k = 0; k < ki; k++) {
+            double e = exp((double)z[k] - z[a]);
+            sum += e;
+            ez += e * ((double)z[k] - z[a]);
+        }
+        out[i] = (ll_spade_pick){.pick = a, .token = pr->cand[pr0 + i][a], .prob = (float)(1.0 / sum),
+                                 .entropy = (float)(log(sum) - ez / sum)};
+    }
+    return LL_OK;
+}
+
+/* Load the maps (ll_lspade_load refuses another model: weights hash, width, layer count)
+ * and plug them in under the name "lspade". */
+static ll_status ll_cli_lens_add_lspade(ll_lens_eval_opts *o, ll_model *m, const char *path, ll_lens_lspade *u) {
+    if (!path)
+        return ll_err(LL_ERR_ARG, "lens: --method lspade needs --lspade MAPS (the maps of 'layerlab lspade train' "
+                                  "for this model)");
+    u->path = path;
+    LL_TRY(ll_lspade_load(&u->maps, path, m));
+    return ll_lens_eval_add_method(o, "lspade", ll_lens_lspade_fn, u);
+}
+
+/* Before the run: a logits-target map predicts exactly K option logits, so every prompt
+ * must have K options; the hidden target needs at least one. */
+static ll_status ll_lens_lspade_check(const ll_lens_lspade *u, const ll_mcqa_prompts *pr) {
+    for (int i = 0; i < pr->n; i++) {
+        int k = pr->n_cand[i];
+        const char *id = pr->id && pr->id[i] ? pr->id[i] : "?";
+        if (u->maps->target == LL_LSPADE_TARGET_LOGITS && k != u->maps->K)
+            return ll_err(LL_ERR_SHAPE, "lens: %s: logits-target maps fitted for K = %d options; prompt %d (%s) has %d",
+                          u->path, u->maps->K, i, id, k);
+        if (k < 1)
+            return ll_err(LL_ERR_ARG, "lens: lspade picks among the options; prompt %d (%s) has none (give --options)",
+                          i, id);
+    }
+    return LL_OK;
 }
 
 static int ll_int_arg(const char *opt, const char *v, int *out) {
@@ -154,9 +245,14 @@ static int ll_lens_main(ll_lens_args *a) {
     ll_mcqa_set set = {0};
     ll_mcqa_prompts pr = {0};
     ll_lens_eval_result res = {0};
+    ll_lens_lspade lsp = {0};
     int rc = 0;
     if ((s = ll_cli_load_for_run(a->model, &m))) return ll_cli_status(s);
-    if (want_lspade && (s = ll_cli_lens_add_lspade(&eo, m))) goto fail;
+    if (want_lspade && (s = ll_cli_lens_add_lspade(&eo, m, a->lspade, &lsp))) goto fail;
+    if (!want_lspade && a->lspade) {
+        s = ll_err(LL_ERR_ARG, "lens: --lspade given but --method has no lspade");
+        goto fail;
+    }
     if (eo.n_methods == 0) {
         s = ll_err(LL_ERR_ARG, "lens: no methods given");
         goto fail;
@@ -233,7 +329,17 @@ static int ll_lens_main(ll_lens_args *a) {
             fprintf(stderr, "lens: %d prompts written to %s (layerlab dump --positions answer)\n", pr.n, a->dump);
         }
     }
+    if (lsp.maps && (s = ll_lens_lspade_check(&lsp, &pr))) goto fail;
     if ((s = ll_lens_eval_run(m, &pr, &eo, &res))) goto fail;
+    for (int k = 0; k < res.n_methods && lsp.maps; k++) {
+        if (strcmp(res.names[k], "lspade")) continue;
+        /* No map at a layer (0 and L by default): no accuracy there, not a zero. */
+        for (int l = 0; l <= res.n_layers; l++)
+            if (l > lsp.maps->n_layers || !lsp.maps->W[l]) res.acc[(size_t)k * (res.n_layers + 1) + l] = NAN;
+        if (!single)
+            printf("# lspade: %s target=%s norm_input=%s K=%d\n", lsp.path, ll_lspade_target_name(lsp.maps->target),
+                   lsp.maps->norm_input ? "true" : "false", lsp.maps->K);
+    }
     if (single) {
         char sw[128];
         ll_spade_opts_describe(&eo.spade, sw, sizeof sw);
@@ -275,6 +381,9 @@ fail:
     rc = ll_cli_status(s);
 out:
     ll_lens_eval_result_free(&res);
+    ll_lspade_maps_free(lsp.maps);
+    free(lsp.h);
+    free(lsp.lg);
     ll_mcqa_prompts_free(&pr);
     ll_mcqa_set_free(&set);
     ll_tuned_lens_free(tl);
@@ -305,7 +414,7 @@ int ll_cli_lens(int argc, char **argv) {
         STR_OPT("--data", data) STR_OPT("--format", format) STR_OPT("--template", tpl) STR_OPT("--method", methods)
         STR_OPT("--tuned", tuned) STR_OPT("--positions", positions) STR_OPT("--decode", decode) STR_OPT("--rows", rows)
         STR_OPT("--out-csv", csv) STR_OPT("--out-h5", h5) STR_OPT("--plot", plot) STR_OPT("--dump-prompts", dump)
-        STR_OPT("--prompt", prompt) STR_OPT("--tokens", tokens) STR_OPT("--options", options)
+        STR_OPT("--prompt", prompt) STR_OPT("--tokens", tokens) STR_OPT("--options", options) STR_OPT("--lspade", lspade)
         INT_OPT("--k-shot", k_shot) INT_OPT("--cloze", cloze) INT_OPT("--toy-mcq", toy_mcq) INT_OPT("--limit", limit) INT_OPT("--batch", batch)
 #undef STR_OPT
 #undef INT_OPT

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plot a `layerlab icl` result CSV.
 
-    plot_icl.py e1 e1.csv e1.png    accuracy vs number of demonstrations
+    plot_icl.py e1 e1.csv e1.png    accuracy vs number of demonstrations, one curve per task
     plot_icl.py e2 e2.csv e2.png    accuracy of the patched runs per layer, with the
     plot_icl.py e3 e3.csv e3.png    unpatched base and clean few-shot accuracies as lines
 
@@ -45,8 +45,13 @@ def main():
     else:
         fig, ax = plt.subplots(figsize=(6, 3.6))
     if exp == "e1":
-        k = [int(r["k"]) for r in rows]
-        ax.plot(k, [float(r["accuracy"]) for r in rows], "o-")
+        # one curve per task (the task column; older CSVs have none)
+        tasks = list(dict.fromkeys(r.get("task", "") for r in rows))
+        for t in tasks:
+            sel = [r for r in rows if r.get("task", "") == t]
+            ax.plot([int(r["k"]) for r in sel], [float(r["accuracy"]) for r in sel], "o-", label=t or None)
+        if len(tasks) > 1:
+            ax.legend(fontsize=8)
         ax.set_xlabel("demonstrations")
         ax.set_title("E1: ICL accuracy vs demonstrations")
     else:
