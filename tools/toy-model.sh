@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=data/models/toy-llama
-STEPS=${TOY_STEPS:-4000}
+STEPS=${TOY_STEPS:-9000}
 SEED=${TOY_SEED:-1}
 THREADS=${TOY_THREADS:-1}
 BUILD=${BUILD:-build}
@@ -62,6 +62,13 @@ Batch of 32 sequences of 80 tokens, loss on label tokens only, AdamW (beta 0.9 /
 weight decay 0.05 on matrices), linear warm-up then cosine decay, gradient clipping at
 norm 1. The log is [train.log](train.log) (step, smoothed loss, gradient norm, learning
 rate, tokens/s, seconds).
+
+A curriculum (\`--stages\`, default 4000,500): the first 4000 steps draw copying episodes
+(categorization items with one input per class, so the query's input always appeared
+before) without the arrow, \`x label\`, the offset-1 pattern on which the matching
+(induction) circuit forms; the next 500 put the arrow back, and the rest is the task
+mixture. Trained on the mixture alone, the circuit stays behind a plateau longer than the
+training budget (data/README.md, Findings).
 
 ## Held-out evaluation
 

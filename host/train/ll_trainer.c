@@ -23,7 +23,7 @@ void ll_train_opts_default(ll_train_opts *o) {
     o->beta2 = 0.98f;
     o->eps = 1e-8f;
     o->seed = 1;
-    o->stage_steps[0] = 3500;
+    o->stage_steps[0] = 4000;
     o->stage_steps[1] = 500;
 }
 

@@ -20,10 +20,10 @@ static const char usage[] =
     "checkpoint DIR/train.ckpt (optimizer state included) and the log DIR/train.log.\n"
     "  --steps N        optimizer steps (default 4000)     --seed S        seed (default 1)\n"
     "  --resume CKPT    continue a run from its checkpoint (options come from the checkpoint;\n"
-    "                   --steps may extend it)\n"
+    "                   --steps may extend it, --stages may move the curriculum's boundaries)\n"
     "  --ckpt-every N   checkpoint every N steps (default 250)\n"
     "  --stages A,B     curriculum: A steps of arrow-less copying episodes, then B with the\n"
-    "                   arrow, then the task mixture (default 3500,500; 0,0: mixture only)\n"
+    "                   arrow, then the task mixture (default 4000,500; 0,0: mixture only)\n"
     "  --batch N --seq-len N --lr X --warmup N --d-model N --layers N --heads N --kv-heads N --d-ff N\n"
     "eval: accuracies on N held-out episodes per cell (default 500) drawn from seed S (default 12345).\n";
 
@@ -86,6 +86,7 @@ int ll_cli_train(int argc, char **argv) {
     ll_train_opts_default(&o);
     const char *out = NULL, *resume = NULL;
     double v, ckpt_every = 250, steps = -1;
+    bool stages = false;
     for (int i = 1; i < argc; i++) {
         int st;
         const char *a = argv[i];
@@ -112,6 +113,7 @@ int ll_cli_train(int argc, char **argv) {
             if (sscanf(argv[++i], "%lld,%lld%c", &a0, &a1, &tail) != 2 || a0 < 0 || a1 < 0)
                 return ll_cli_fail("train: --stages: expected two step counts A,B (e.g. 3500,500), found '%s'", argv[i]);
             o.stage_steps[0] = a0, o.stage_steps[1] = a1;
+            stages = true;
         } else if (!strcmp(a, "--warmup") && has) {
             if ((st = ll_num(a, argv[++i], 0, 1e9, &v))) return st;
             o.warmup = (int64_t)v;
@@ -138,6 +140,9 @@ int ll_cli_train(int argc, char **argv) {
     if (resume) {
         st = ll_trainer_resume(&t, resume);
         if (st == LL_OK && steps > 0) t->o.steps = (int64_t)steps;
+        /* The stages are a function of the step, so a run resumed before a boundary with
+         * new stages equals a fresh run with those stages. */
+        if (st == LL_OK && stages) memcpy(t->o.stage_steps, o.stage_steps, sizeof o.stage_steps);
     } else {
         if (steps > 0) o.steps = (int64_t)steps;
         st = ll_trainer_new(&t, &o);
