@@ -45,8 +45,8 @@ ll_status ll_cli_cloze(const char *cmd, ll_model *m, const ll_tokenizer *t, int 
     if (set->n < n)
         fprintf(stderr,
                 "%s: warning: --cloze %d: only %d items: the %d stories of --data-seed %llu hold %d distinct usable cut "
-                "points (ask for fewer, or combine several seeds)\n",
-                cmd, n, set->n, LL_MCQA_CLOZE_STORIES, (unsigned long long)seed, avail);
+                "points (ask for at most %d)\n",
+                cmd, n, set->n, LL_MCQA_CLOZE_STORIES, (unsigned long long)seed, avail, avail);
     return LL_OK;
 }
 
