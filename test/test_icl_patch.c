@@ -532,3 +532,59 @@ Test(icl_exp, cli_e1_several_tasks_e2_e3_refuse) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* Too many demonstrations for the context: refused where the prompt is built, naming its
+ * length, k and the model's context (before: "position 128 at row 128 is outside the
+ * model's range" from deep in the forward pass). The bound is exact: a prompt of exactly
+ * max_tokens tokens is built, one more token is refused. */
+Test(icl_exp, too_many_demonstrations_refused) {
+    ll_model *m;
+    ll_tokenizer *t;
+    ll_icl_task *task;
+    ll_icl_exp e = ll_toy_exp(&m, &t, &task, "toy:color");
+    int C = m->cfg.max_pos;
+    cr_assert_eq(C, 128);
+    cr_assert_eq(e.popts.max_tokens, C, "ll_icl_exp_init sets the context bound");
+    /* The smallest k whose prompts overflow (a k-demonstration prompt, unbounded, as reference). */
+    ll_icl_prompt_opts free_o = {0};
+    int k = 1, n = 0;
+    ll_icl_item *it = calloc((size_t)task->n, sizeof *it);
+    cr_assert(it);
+    for (int i = 0; i < task->n; i++) it[i] = (ll_icl_item){task->input[i], task->output[i]};
+    for (; k < task->n; k++) {
+        ll_icl_prompt p;
+        cr_assert_eq(ll_icl_prompt_build(t, &e.tp, it, k, &it[k], &free_o, &p), LL_OK, "%s", ll_last_error());
+        n = p.n;
+        ll_icl_prompt_free(&p);
+        if (n > C) break;
+    }
+    cr_assert(n > C, "toy:color has %d items: no prompt over %d tokens", task->n, C);
+    ll_icl_prompt p;
+    ll_icl_prompt_opts at = {.max_tokens = n}, below = {.max_tokens = n - 1};
+    cr_expect_eq(ll_icl_prompt_build(t, &e.tp, it, k, &it[k], &at, &p), LL_OK, "%s", ll_last_error());
+    ll_icl_prompt_free(&p);
+    cr_expect_eq(ll_icl_prompt_build(t, &e.tp, it, k, &it[k], &below, &p), LL_ERR_ARG);
+    char want[160];
+    snprintf(want, sizeof want, "prompt of %d tokens with %d demonstrations exceeds the model's context of %d tokens",
+             n, k, n - 1);
+    cr_expect(strstr(ll_last_error(), want), "%s", ll_last_error());
+    free(it);
+    /* The experiments stop on it with that message (k demonstrations, many more than fit). */
+    int kk = k + 4 < task->n ? k + 4 : task->n - 1;
+    ll_icl_e1_result r1;
+    cr_expect_eq(ll_icl_e1(&e, &kk, 1, 4, &r1), LL_ERR_ARG);
+    cr_expect(strstr(ll_last_error(), "exceeds the model's context of 128 tokens; use fewer demonstrations (--k)"),
+              "%s", ll_last_error());
+    ll_icl_layer_result r2;
+    ll_icl_e2_opts o2 = {.k = kk, .n_test = 2, .n_src = 2};
+    cr_expect_eq(ll_icl_e2(&e, &o2, &r2), LL_ERR_ARG);
+    cr_expect(strstr(ll_last_error(), "exceeds the model's context of 128 tokens"), "%s", ll_last_error());
+    ll_icl_e3_opts o3 = {.k = kk, .n_test = 2};
+    ll_icl_layer_result r3;
+    cr_expect_eq(ll_icl_e3(&e, &o3, &r3), LL_ERR_ARG);
+    cr_expect(strstr(ll_last_error(), "exceeds the model's context of 128 tokens"), "%s", ll_last_error());
+    ll_icl_exp_free(&e);
+    ll_icl_task_free(task);
+    ll_tokenizer_free(t);
+    ll_model_free(m);
+}

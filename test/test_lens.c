@@ -145,6 +145,54 @@ Test(lens, training_lowers_kl_and_roundtrips) {
     ll_model_free(m);
 }
 
+static bool ll_same_ctx(const ll_mcqa_item *a, const ll_mcqa_item *b) {
+    return a->n_tokens == b->n_tokens && !memcmp(a->tokens, b->tokens, (size_t)a->n_tokens * sizeof *a->tokens);
+}
+
+/* The cloze sets of two seeds are cut from different stories: no context (by tokens) is
+ * shared, so L-SPADE can train on one seed and be evaluated on another; a seed gives the
+ * count asked for when its stories hold enough cut points, and says how many it has when
+ * they do not. (Before: 10 fixed greedy stories for every seed, 181 items at most.) */
+Test(lens, stories260k_cloze_seeds_disjoint) {
+    char mp[512], tp[512];
+    if (!ll_test_asset(mp, sizeof mp, "stories260K/stories260K.bin") ||
+        !ll_test_asset(tp, sizeof tp, "stories260K/tok512.bin"))
+        cr_skip_test("../shared/assets/stories260K absent: cloze seed check skipped");
+    ll_model *m;
+    cr_assert_eq(ll_model_load(&m, mp, NULL), LL_OK, "%s", ll_last_error());
+    ll_tokenizer *t;
+    cr_assert_eq(ll_tokenizer_load_llama2c(&t, tp, m->cfg.vocab_size), LL_OK, "%s", ll_last_error());
+    ll_mcqa_set a, b, a2, big;
+    int avail = -1;
+    ll_mcqa_cloze_opts oa = {.n_items = 600, .seed = 1}, ob = {.n_items = 300, .seed = 2};
+    ll_mcqa_cloze_opts obig = {.n_items = 100000, .seed = 1, .n_available = &avail};
+    cr_assert_eq(ll_mcqa_cloze(m, t, &oa, &a), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_mcqa_cloze(m, t, &ob, &b), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_mcqa_cloze(m, t, &oa, &a2), LL_OK, "%s", ll_last_error());
+    cr_assert_eq(ll_mcqa_cloze(m, t, &obig, &big), LL_OK, "%s", ll_last_error());
+    cr_expect_eq(a.n, 600, "asked 600, got %d", a.n);
+    cr_expect_eq(b.n, 300, "asked 300, got %d", b.n);
+    /* More than the seed's stories hold: all of them, and the count says so. */
+    cr_expect(big.n < 100000 && big.n >= 600 && big.n == avail, "n %d available %d", big.n, avail);
+    int shared = 0, dup_a = 0;
+    for (int i = 0; i < a.n; i++) {
+        for (int j = 0; j < b.n; j++) shared += ll_same_ctx(&a.items[i], &b.items[j]);
+        for (int j = 0; j < i; j++) dup_a += ll_same_ctx(&a.items[i], &a.items[j]);
+    }
+    cr_expect_eq(shared, 0, "seeds 1 and 2 share %d contexts", shared);
+    cr_expect_eq(dup_a, 0, "seed 1 repeats %d contexts", dup_a);
+    /* The same seed gives the same set (reproducible experiments). */
+    bool same = a.n == a2.n;
+    for (int i = 0; same && i < a.n; i++) same = ll_same_ctx(&a.items[i], &a2.items[i]) && a.items[i].gold == a2.items[i].gold;
+    cr_expect(same, "seed 1 twice gave different sets");
+    ll_mcqa_set_free(&a);
+    ll_mcqa_set_free(&b);
+    ll_mcqa_set_free(&a2);
+    ll_mcqa_set_free(&big);
+    ll_tokenizer_free(t);
+    ll_model_free(m);
+}
+
 /* End to end on the real stories260K: a cloze task cut from its own greedy stories, every
  * method at every layer; the full model must score its own greedy words (~100%). */
 Test(lens, stories260k_cloze_end_to_end) {

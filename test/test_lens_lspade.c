@@ -266,3 +266,43 @@ Test(lens_lspade, refusals, .init = setup, .fini = teardown) {
                   "--lspade", hmaps, "--device", "cpu", NULL};
     expect_refusal(a7, "--options");
 }
+
+/* `lens --data-seed` picks other items (the default 0 being the items without it), and
+ * `tuned-lens train --toy-mcq N [--data-seed S]` takes the toy questions like the other
+ * commands do. (Before: lens refused --data-seed, tuned-lens refused --toy-mcq.) */
+Test(lens_lspade, data_seed_and_toy_mcq_options, .init = setup, .fini = teardown) {
+    if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
+    char d0[128], d0b[128], d5[128], tl[128];
+    snprintf(d0, sizeof d0, "%s/d0.jsonl", dir);
+    snprintf(d0b, sizeof d0b, "%s/d0b.jsonl", dir);
+    snprintf(d5, sizeof d5, "%s/d5.jsonl", dir);
+    snprintf(tl, sizeof tl, "%s/tl.safetensors", dir);
+    char *a0[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "16", "--method", "logit",
+                  "--dump-prompts", d0, "--device", "cpu", "--threads", "1", NULL};
+    char *a0b[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "16", "--data-seed", "0",
+                   "--method", "logit", "--dump-prompts", d0b, "--device", "cpu", "--threads", "1", NULL};
+    char *a5[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "16", "--data-seed", "5",
+                  "--method", "logit", "--dump-prompts", d5, "--device", "cpu", "--threads", "1", NULL};
+    cr_assert_eq(run_cli(a0, out_f, err_f), 0, "%s", slurp(err_f));
+    cr_assert_eq(run_cli(a0b, out_f, err_f), 0, "lens --data-seed 0: %s", slurp(err_f));
+    cr_assert_eq(run_cli(a5, out_f, err_f), 0, "lens --data-seed 5: %s", slurp(err_f));
+    char *s0 = slurp(d0), *s0b = slurp(d0b), *s5 = slurp(d5);
+    cr_assert(s0 && s0b && s5);
+    cr_expect_str_eq(s0, s0b, "--data-seed 0 is the default");
+    cr_expect_str_neq(s0, s5, "--data-seed 5 gave the same items as seed 0");
+    free(s0);
+    free(s0b);
+    free(s5);
+    char *t1[] = {"build/layerlab", "tuned-lens", "train", "data/models/toy-llama", "--toy-mcq", "24", "--data-seed",
+                  "2", "--steps", "3", "--out", tl, "--device", "cpu", "--threads", "1", NULL};
+    int rc = run_cli(t1, out_f, err_f);
+    char *e = slurp(err_f);
+    cr_expect_eq(rc, 0, "tuned-lens --toy-mcq: %s", e);
+    cr_expect(e && strstr(e, "toy-mcq prompts"), "%s", e);
+    free(e);
+    cr_expect_eq(access(tl, R_OK), 0, "no lens file written");
+    /* One source only. */
+    char *t2[] = {"build/layerlab", "tuned-lens", "train", "data/models/toy-llama", "--toy-mcq", "24", "--cloze",
+                  "8", "--out", tl, "--device", "cpu", NULL};
+    expect_refusal(t2, "exactly one of");
+}

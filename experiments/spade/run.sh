@@ -35,6 +35,30 @@ fi
 COMMON="--threads $THREADS $TOK $EXTRA ${DEVICE:+--device $DEVICE}"
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=$THREADS
+# Cloze settings: the training and evaluation items must not share a context (the same token
+# sequence), or the L-SPADE result is in-sample. Both sets are written with `layerlab lens
+# --dump-prompts` (the same items lspade / exit build; their --data-seed default is 1) and
+# compared by tokens; an overlap stops the run.
+check_disjoint() {
+  local d=$1 a=$2 b=$3
+  case "$a $b" in *--cloze*) ;; *) return 0 ;; esac
+  case "$a" in *--data-seed*) ;; *) a="$a --data-seed 1" ;; esac
+  case "$b" in *--data-seed*) ;; *) b="$b --data-seed 1" ;; esac
+  # shellcheck disable=SC2086
+  "$LAYERLAB" lens "$MODEL" $a --method logit --dump-prompts "$d/train-items.jsonl" $COMMON > /dev/null
+  # shellcheck disable=SC2086
+  "$LAYERLAB" lens "$MODEL" $b --method logit --dump-prompts "$d/eval-items.jsonl" $COMMON > /dev/null
+  local rc=0
+  /usr/bin/python3 - "$d/train-items.jsonl" "$d/eval-items.jsonl" <<'PY' || rc=$?
+import json, sys
+sets = [{tuple(json.loads(l)["tokens"]) for l in open(f)} for f in sys.argv[1:3]]
+both = len(sets[0] & sets[1])
+print(f"run.sh: {len(sets[0])} training and {len(sets[1])} evaluation contexts, {both} shared", file=sys.stderr)
+sys.exit(1 if both else 0)
+PY
+  rm -f "$d/train-items.jsonl" "$d/eval-items.jsonl"
+  return $rc
+}
 for cfg in "$@"; do
   f=experiments/spade/configs/$cfg.conf
   [ -f "$f" ] || { echo "run.sh: no config $f" >&2; exit 2; }
@@ -43,6 +67,7 @@ for cfg in "$@"; do
   source "$f"
   d=$OUT/$NAME
   mkdir -p "$d"
+  check_disjoint "$d" "$TRAIN_SRC" "$EVAL_SRC" || { echo "run.sh: $NAME: training and evaluation items overlap" >&2; exit 3; }
   echo "== $NAME: L-SPADE ($TARGET) on $TRAIN_SRC" >&2
   # shellcheck disable=SC2086
   "$LAYERLAB" lspade train "$MODEL" $TRAIN_SRC --target "$TARGET" --out "$d/lspade.safetensors" --force $COMMON \

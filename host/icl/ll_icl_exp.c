@@ -59,6 +59,8 @@ const char *ll_icl_local_mode_name(ll_icl_local_mode v) {
 ll_status ll_icl_exp_init(ll_icl_exp *e) {
     const ll_icl_task *t = e->task;
     e->self_check_diff = -1;
+    /* Prompts longer than the model's context are refused where they are built. */
+    if (!e->popts.max_tokens && e->m) e->popts.max_tokens = e->m->cfg.max_pos;
     e->cand = malloc((size_t)t->n_classes * sizeof *e->cand);
     if (!e->cand) return ll_err(LL_ERR_NOMEM, "ICL: no memory");
     e->n_cand = 0;

@@ -233,6 +233,13 @@ ll_status ll_icl_prompt_build(const ll_tokenizer *t, const ll_icl_template *tp, 
     bool has_bos;
     if ((st = ll_encode(t, b.p, b.n, bos, &e, &has_bos))) goto fail;
     size_t skip = has_bos ? 1 : 0;
+    if (opts && opts->max_tokens > 0 && e.n > (size_t)opts->max_tokens) {
+        st = ll_err(LL_ERR_ARG,
+                    "ICL prompt: prompt of %zu tokens with %d demonstrations exceeds the model's context of %d tokens; "
+                    "use fewer demonstrations (--k)",
+                    e.n, k, opts->max_tokens);
+        goto fail;
+    }
     if (e.n <= skip) {
         st = ll_err(LL_ERR_ARG, "ICL prompt: the prompt produced no tokens");
         goto fail;

@@ -85,9 +85,13 @@ typedef struct {
 
 typedef struct {
     ll_icl_bos bos;
+    /* The model's context (cfg.max_pos; 0: unchecked): a longer prompt is refused here, with
+     * its length and k, instead of failing deep in the forward pass. ll_icl_exp_init sets it. */
+    int max_tokens;
 } ll_icl_prompt_opts;
 
-/* Build and tokenize. demos may be NULL when k == 0 (a zero-shot prompt). opts may be NULL. */
+/* Build and tokenize. demos may be NULL when k == 0 (a zero-shot prompt). opts may be NULL.
+ * LL_ERR_ARG when the prompt has more than opts->max_tokens tokens (when set). */
 ll_status ll_icl_prompt_build(const ll_tokenizer *t, const ll_icl_template *tp, const ll_icl_item *demos, int k,
                               const ll_icl_item *query, const ll_icl_prompt_opts *opts, ll_icl_prompt *out);
 void ll_icl_prompt_free(ll_icl_prompt *p);

@@ -119,18 +119,30 @@ void ll_mcqa_prompts_free(ll_mcqa_prompts *p);
 ll_status ll_mcqa_write_dump_jsonl(const ll_mcqa_prompts *p, const char *path);
 
 /* ---- a cloze task from the model's own text ----
- * Greedy continuations of a few story openings (up to gen_len tokens each, BOS first);
- * items cut each story right before a whole-word token (a piece starting with a space /
- * "▁" / "Ġ" followed by at least two letters), at least min_ctx tokens in. The options
- * are that word and n_options-1 other words of the generated text, in random order; gold
- * is the word's index. Items are pre-tokenized (format tokens), so the full model scores
- * its own greedy token: ~100% (exactly, up to argmax ties between batch layouts). */
+ * Stories from a pool of 10 openings x 16^3 starts: story k is opening k mod 10 (BOS
+ * first), then 3 generated tokens taken at the ranks (0 = argmax, among non-special
+ * tokens) given by the base-16 digits of k / 10, then greedy continuation (gen_len
+ * tokens). Distinct stories have distinct starts, so their contexts never coincide.
+ * The seed owns the block of LL_MCQA_CLOZE_STORIES story slots number seed mod 640:
+ * two seeds that differ mod 640 never share a story, hence never share a context
+ * (train on one seed, evaluate on another). Stories are generated in chunks of 16 until
+ * there are n_items cut points; items cut a story right before a whole-word token (a
+ * piece starting with a space / "▁" / "Ġ" followed by at least two letters), after the
+ * ranked start and at least min_ctx tokens in; a context equal (by tokens) to one already
+ * taken is skipped. The options are that word and n_options-1 other words of the
+ * generated text, in random order; gold is the word's index. Items are pre-tokenized
+ * (format tokens), so the full model scores its own greedy token: ~100% (exactly, up to
+ * argmax ties between batch layouts).
+ * Returns fewer than n_items (out->n) when the seed's stories hold fewer cut points; the
+ * number available is stored in *n_available when given, so callers can say why. */
+#define LL_MCQA_CLOZE_STORIES 64
 typedef struct {
     int n_items;      /* default 32 */
-    int gen_len;      /* tokens generated per story, default 48 */
+    int gen_len;      /* tokens generated greedily per story, default 48 */
     int min_ctx;      /* default 8 */
     int n_options;    /* default 4 */
-    uint64_t seed;
+    uint64_t seed;    /* selects the block of stories (and the distractors) */
+    int *n_available; /* out, optional: distinct usable cut points in the seed's stories */
 } ll_mcqa_cloze_opts;
 
 struct ll_model;

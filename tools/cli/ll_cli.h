@@ -62,13 +62,17 @@ const ll_backend *ll_cli_backend(char *why, size_t why_len);
  * [--template T] [--k-shot K] [--limit N] [--range A-B], --toy-mcq N or --cloze N
  * [--data-seed S]. */
 #include "exit/ll_exit_prompts.h"
+#include "mcqa/ll_mcqa.h"
 typedef struct {
+    const char *cmd; /* command name for warnings */
     const char *data, *format, *tpl;
     int k_shot, limit, toy_n, cloze_n;
     int from, to; /* --range A-B (to = 0: all) */
     uint64_t seed;
 } ll_cli_prompt_src;
 int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *status);
+/* ll_mcqa_cloze with a warning on stderr, naming `cmd`, when fewer items than asked came back. */
+ll_status ll_cli_cloze(const char *cmd, ll_model *m, const ll_tokenizer *t, int n, uint64_t seed, ll_mcqa_set *set);
 ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path, const ll_model *m,
                               ll_exit_prompts *out, char *desc, size_t n);
 

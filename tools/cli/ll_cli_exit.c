@@ -127,7 +127,7 @@ static ll_status close_tmp(FILE *f, const char *tmp, const char *path) {
 
 int ll_cli_exit(int argc, char **argv) {
     const char *path = NULL, *maps_path = NULL, *tuned_path = NULL, *prefix = "exit", *taus_arg = NULL;
-    ll_cli_prompt_src src = {.seed = 1};
+    ll_cli_prompt_src src = {.cmd = "exit", .seed = 1};
     ll_spade_opts so = {0};
     double tau = -1;
     int sweep = 0, min_layer = 1, B = 16, no_plot = 0, no_run = 0, quiet = 0;

@@ -28,6 +28,8 @@ static const char usage[] =
     "  --k-shot K           solved examples before each question (default 0)\n"
     "  --cloze N            instead of --data: N cloze items from the model's own greedy stories\n"
     "  --toy-mcq N          instead of --data: N of the toy model's own \"->\" questions (data/models/toy-llama)\n"
+    "  --data-seed S        which --cloze stories / --toy-mcq questions (default 0); cloze sets of\n"
+    "                       seeds that differ mod 640 share no context\n"
     "  --method LIST        logit,tuned,spade,lspade (default logit,spade)\n"
     "  --tuned FILE         trained tuned lens (layerlab tuned-lens train)\n"
     "  --lspade MAPS        L-SPADE maps for this model (layerlab lspade train), needed by lspade:\n"
@@ -46,7 +48,7 @@ static const char usage[] =
 typedef struct {
     const char *model, *data, *format, *tpl, *methods, *tuned, *positions, *decode, *rows, *csv, *h5, *plot, *dump;
     const char *prompt, *tokens, *options, *lspade;
-    int k_shot, cloze, toy_mcq, limit, batch;
+    int k_shot, cloze, toy_mcq, limit, batch, data_seed;
 } ll_lens_args;
 
 /* L-SPADE as a lens method: the layer's map (host/lspade) on the answer row's state, with
@@ -312,10 +314,9 @@ static int ll_lens_main(ll_lens_args *a) {
         eo.progress = false;
     } else {
         if (a->cloze > 0) {
-            ll_mcqa_cloze_opts co = {.n_items = a->cloze};
-            if ((s = ll_mcqa_cloze(m, tk, &co, &set))) goto fail;
+            if ((s = ll_cli_cloze("lens", m, tk, a->cloze, (uint64_t)a->data_seed, &set))) goto fail;
         } else if (a->toy_mcq > 0) {
-            if ((s = ll_mcqa_toy_mcq(a->toy_mcq, 0, &set))) goto fail;
+            if ((s = ll_mcqa_toy_mcq(a->toy_mcq, (uint64_t)a->data_seed, &set))) goto fail;
         } else {
             ll_mcqa_format f;
             if ((s = ll_mcqa_parse_format(a->format, &f))) goto fail;
@@ -416,6 +417,7 @@ int ll_cli_lens(int argc, char **argv) {
         STR_OPT("--out-csv", csv) STR_OPT("--out-h5", h5) STR_OPT("--plot", plot) STR_OPT("--dump-prompts", dump)
         STR_OPT("--prompt", prompt) STR_OPT("--tokens", tokens) STR_OPT("--options", options) STR_OPT("--lspade", lspade)
         INT_OPT("--k-shot", k_shot) INT_OPT("--cloze", cloze) INT_OPT("--toy-mcq", toy_mcq) INT_OPT("--limit", limit) INT_OPT("--batch", batch)
+        INT_OPT("--data-seed", data_seed)
 #undef STR_OPT
 #undef INT_OPT
         else if (o[0] == '-') return ll_cli_fail("lens: unknown option %s (or missing value)", o);

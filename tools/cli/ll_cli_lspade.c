@@ -170,7 +170,7 @@ int ll_cli_lspade(int argc, char **argv) {
     argc--;
     argv++;
     const char *path = NULL, *out = NULL, *dump = NULL, *layers = NULL;
-    ll_cli_prompt_src src = {.seed = 1};
+    ll_cli_prompt_src src = {.cmd = "lspade", .seed = 1};
     ll_lspade_fit_opts o = {.val_frac = -1, .seed = 1};
     double grid[LL_LSPADE_MAX_GRID];
     bool force = false, quiet = false, use_nccl = false;

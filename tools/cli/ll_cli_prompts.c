@@ -38,6 +38,18 @@ int ll_cli_prompt_opt(int argc, char **argv, int *i, ll_cli_prompt_src *s, int *
     return 1;
 }
 
+ll_status ll_cli_cloze(const char *cmd, ll_model *m, const ll_tokenizer *t, int n, uint64_t seed, ll_mcqa_set *set) {
+    int avail = 0;
+    ll_mcqa_cloze_opts co = {.n_items = n, .seed = seed, .n_available = &avail};
+    LL_TRY(ll_mcqa_cloze(m, t, &co, set));
+    if (set->n < n)
+        fprintf(stderr,
+                "%s: warning: --cloze %d: only %d items: the %d stories of --data-seed %llu hold %d distinct usable cut "
+                "points (ask for at most %d)\n",
+                cmd, n, set->n, LL_MCQA_CLOZE_STORIES, (unsigned long long)seed, avail, avail);
+    return LL_OK;
+}
+
 /* --range A-B: keep items [A, B) (B capped at the set's size). */
 static ll_status ll_cli_prompts_range(const ll_cli_prompt_src *s, ll_exit_prompts *p, char *desc, size_t n) {
     if (!s->to) return LL_OK;
@@ -77,8 +89,7 @@ ll_status ll_cli_prompts_load(const ll_cli_prompt_src *s, const char *model_path
     ll_status st;
     if (s->cloze_n) {
         /* The model's own greedy stories cut before a word (host/mcqa): any model has it. */
-        ll_mcqa_cloze_opts co = {.n_items = s->cloze_n, .seed = s->seed};
-        st = ll_mcqa_cloze((ll_model *)m, t, &co, &set);
+        st = ll_cli_cloze(s->cmd ? s->cmd : "layerlab", (ll_model *)m, t, s->cloze_n, s->seed, &set);
     } else {
         st = ll_mcqa_load(&set, s->data, fmt, s->limit);
     }

@@ -14,7 +14,7 @@
 #include "train/ll_train_rng.h"
 
 static const char usage[] =
-    "usage: layerlab tuned-lens train MODEL (--data FILE | --cloze N) --out LENS.safetensors [options]\n"
+    "usage: layerlab tuned-lens train MODEL (--data FILE | --cloze N | --toy-mcq N) --out LENS.safetensors [options]\n"
     "Trains one translator h -> h + A h + b per layer (A, b start at zero: the logit lens) to\n"
     "minimise KL(final model || lens) over every position of the prompts, with SGD + Nesterov\n"
     "momentum, linear decay and gradient clipping, on the device the model runs on (--device:\n"
@@ -23,6 +23,8 @@ static const char usage[] =
     "the trained lens, is printed at the end and stored in the file's metadata.\n"
     "  --data FILE, --format F, --template T, --limit N   the prompts (as for layerlab lens)\n"
     "  --cloze N            N cloze prompts from the model's own greedy stories instead\n"
+    "  --toy-mcq N          N of the toy model's own \"->\" questions instead (data/models/toy-llama)\n"
+    "  --data-seed S        which --cloze stories / --toy-mcq questions (default 0)\n"
     "  --steps N            steps per layer (default 250)     --batch N   rows per step (default 32)\n"
     "  --lr X               learning rate (default 1.0)       --clip X    gradient-norm clip (default 1.0)\n"
     "  --max-rows N         training rows kept (default 4096)  --seed N\n"
@@ -80,7 +82,8 @@ int ll_cli_tuned_lens(int argc, char **argv) {
         return ll_cli_usage(usage);
     }
     const char *model = NULL, *data = NULL, *format = "auto", *tpl = "auto", *out = NULL;
-    int limit = 0, cloze = 0, max_rows = 4096;
+    int limit = 0, cloze = 0, toy_mcq = 0, max_rows = 4096;
+    uint64_t data_seed = 0;
     double val_frac = 0.1;
     ll_tuned_lens_train_opts to = {0};
     for (int i = 2; i < argc; i++) {
@@ -98,6 +101,13 @@ int ll_cli_tuned_lens(int argc, char **argv) {
         else if (!strcmp(o, "--out") && has) out = argv[++i];
         else if (!strcmp(o, "--limit") && has) limit = atoi(argv[++i]);
         else if (!strcmp(o, "--cloze") && has) cloze = atoi(argv[++i]);
+        else if (!strcmp(o, "--toy-mcq") && has) toy_mcq = atoi(argv[++i]);
+        else if (!strcmp(o, "--data-seed") && has) {
+            char *end;
+            long long v = strtoll(argv[++i], &end, 10);
+            if (*end || v < 0) return ll_cli_fail("tuned-lens: --data-seed: expected a count, found '%s'", argv[i]);
+            data_seed = (uint64_t)v;
+        }
         else if (!strcmp(o, "--max-rows") && has) max_rows = atoi(argv[++i]);
         else if (!strcmp(o, "--steps") && has) to.steps = atoi(argv[++i]);
         else if (!strcmp(o, "--batch") && has) to.batch = atoi(argv[++i]);
@@ -114,7 +124,9 @@ int ll_cli_tuned_lens(int argc, char **argv) {
         else if (!model) model = o;
         else return ll_cli_usage(usage);
     }
-    if (!model || !out || (!data) == (cloze <= 0)) return ll_cli_usage(usage);
+    if (!model || !out) return ll_cli_usage(usage);
+    if ((data != NULL) + (cloze > 0) + (toy_mcq > 0) != 1)
+        return ll_cli_fail("tuned-lens: give exactly one of --data FILE, --cloze N and --toy-mcq N");
     ll_model *m = NULL;
     ll_tokenizer *tk = NULL;
     ll_mcqa_set set = {0};
@@ -133,8 +145,9 @@ int ll_cli_tuned_lens(int argc, char **argv) {
     if ((s = ll_cli_load_for_run(model, &m))) return ll_cli_status(s);
     if ((s = ll_cli_load_tokenizer(model, m->cfg.vocab_size, &tk))) goto fail;
     if (cloze > 0) {
-        ll_mcqa_cloze_opts co = {.n_items = cloze};
-        if ((s = ll_mcqa_cloze(m, tk, &co, &set))) goto fail;
+        if ((s = ll_cli_cloze("tuned-lens", m, tk, cloze, data_seed, &set))) goto fail;
+    } else if (toy_mcq > 0) {
+        if ((s = ll_mcqa_toy_mcq(toy_mcq, data_seed, &set))) goto fail;
     } else {
         ll_mcqa_format f;
         if ((s = ll_mcqa_parse_format(format, &f))) goto fail;
@@ -171,7 +184,7 @@ int ll_cli_tuned_lens(int argc, char **argv) {
     }
     const char *dev = m->be->host_memory ? "cpu" : "cuda";
     fprintf(stderr, "tuned-lens: %d training rows from %d prompts, %d validation rows from %d prompts (%s), on %s\n",
-            ld.n_rows, P - n_val, vd.n_rows, n_val, cloze > 0 ? "cloze prompts" : data, dev);
+            ld.n_rows, P - n_val, vd.n_rows, n_val, cloze > 0 ? "cloze prompts" : toy_mcq > 0 ? "toy-mcq prompts" : data, dev);
     if ((s = ll_tuned_lens_new(&tl, L, m->cfg.d_model))) goto fail;
     ll_tuned_lens_train_defaults(&to);
     ll_tl_progress prog = {.n_layers = L};
