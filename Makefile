@@ -3,9 +3,13 @@
 #   make test       build and run the Criterion suites
 #   make demo       run the demo (see README)
 #   make asan       the suites once more under AddressSanitizer + UBSan
-#   make bench      CPU benchmark against PyTorch / Hugging Face transformers (and tokenizers)
+#   make bench      CPU benchmarks against PyTorch / Hugging Face transformers (and tokenizers):
+#                   bench-tok, bench-dump, bench-icl and bench-spade below, plus prefill/decode
 #   make bench-tok  only the tokenizer benchmark against Hugging Face tokenizers
 #   make bench-dump only the activation-dump benchmark against transformers + h5py
+#   make bench-icl  only the ICL (layer x position) patch-sweep benchmark against the naive
+#                   loop and Hugging Face / PyTorch forward-hook loops (tools/bench/icl_sweep.sh)
+#   make bench-spade only the SPADE-EXIT early-exit benchmark (tools/bench/spade_exit.sh)
 #   make fuzz       build and run the libFuzzer targets (FUZZ_SECONDS each)
 #   make fixtures   regenerate test/fixtures with Hugging Face transformers
 #   make toy-model  retrain data/models/toy-llama (the built-in model organism) from scratch
@@ -81,7 +85,7 @@ LIB_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo bench bench-tok bench-dump fuzz fixtures clean check-ci gpu-check gpu-pack toy-model
+.PHONY: all deps test asan demo bench bench-tok bench-dump bench-icl bench-spade fuzz fixtures clean check-ci gpu-check gpu-pack toy-model
 all: deps $(BUILD)/liblayerlab.a $(BUILD)/layerlab $(GPU_BENCH)
 
 deps:
@@ -128,6 +132,8 @@ bench: all
 	@bash tools/bench/run.sh
 	@bash tools/bench/tok.sh
 	@bash tools/bench/dump.sh
+	@BUILD=$(BUILD) bash tools/bench/icl_sweep.sh
+	@LAYERLAB=$(BUILD)/layerlab bash tools/bench/spade_exit.sh bench-out/spade-exit
 
 bench-tok: all
 	@bash tools/deps.sh bench
@@ -136,6 +142,16 @@ bench-tok: all
 bench-dump: all
 	@bash tools/deps.sh bench
 	@bash tools/bench/dump.sh
+
+# The Hugging Face peer needs .venv-fixtures; without it (offline) icl_sweep.sh says
+# "skipped" for that peer and still runs the others.
+bench-icl: all
+	@bash tools/deps.sh bench
+	@bash tools/fixtures-env.sh --setup-only || echo "bench-icl: no .venv-fixtures; the Hugging Face peer will be skipped" >&2
+	@BUILD=$(BUILD) bash tools/bench/icl_sweep.sh
+
+bench-spade: all
+	@LAYERLAB=$(BUILD)/layerlab bash tools/bench/spade_exit.sh bench-out/spade-exit
 
 FUZZ_SECONDS ?= 60
 fuzz:

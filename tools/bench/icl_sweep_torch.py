@@ -9,7 +9,9 @@ transformers); here it is first checked against the toy model's own transformers
 reference (hf_reference.safetensors), then the sweep's argmax tokens and first logits are
 compared with layerlab's.
 
-    icl_sweep_torch.py MODEL_DIR SWEEP.json
+    icl_sweep_torch.py MODEL_DIR SWEEP.json [OUT.json]
+
+OUT.json receives {"seconds", "variants", "agree", "max_rel_diff"} for icl_sweep.sh's table.
 """
 import json
 import os
@@ -24,9 +26,10 @@ from icl_patch_ref import Llama, read_st  # noqa: E402
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    model_dir, js = sys.argv[1:]
+    model_dir, js = sys.argv[1:3]
+    out = sys.argv[3] if len(sys.argv) == 4 else None
     torch.set_num_threads(1)
     m = Llama(model_dir).eval()
     ref = os.path.join(model_dir, "hf_reference.safetensors")
@@ -72,6 +75,9 @@ def main():
     print(f"argmax agreement with layerlab: {agree}/{n_var}; first-variant logits max relative diff {max_head:.3g}")
     for k, v in secs.items():
         print(f"layerlab {k:14s} {v:8.3f} s   python/layerlab = {t_total / v:6.2f}x")
+    if out:
+        with open(out, "w") as f:
+            json.dump({"seconds": t_total, "variants": n_var, "agree": agree, "max_rel_diff": max_head}, f)
     if agree != n_var or max_head > 1e-3:
         sys.exit("layerlab and the torch baseline disagree")
 
