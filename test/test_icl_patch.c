@@ -356,7 +356,11 @@ Test(icl_exp, toy_mapping_e1_e2_e3) {
     /* at block 0 the label positions hold the label embeddings: patching them back makes the
      * dummy prompt a prompt with the true labels and filler inputs, which names the table */
     cr_assert_geq(r3.acc[0], 0.9);
-    cr_assert_lt(r3.acc_base, 0.5);
+    /* The dummy prompt still scores above chance (1 in 10): the answer is the argmax over
+     * the table's own values, and the model knows the entity's facts in every table, so
+     * only which table is asked is missing. Patching the labels back must add most of it. */
+    cr_assert_leq(r3.acc_base, 0.75, "dummy-prompt accuracy %g", r3.acc_base);
+    cr_assert_geq(r3.acc[0], r3.acc_base + 0.25, "layer-0 patch %g against dummy %g", r3.acc[0], r3.acc_base);
     ll_icl_layer_result_free(&r3);
     /* one slot alone at block 0 restores one label word: one demonstration names the table */
     ll_icl_e3_opts o3s = {.k = 4, .n_test = 20, .per_slot = true};
