@@ -326,6 +326,18 @@ void ll_toy_mcq(const ll_toy_world *w, ll_rng *r, ll_toy_seq *s) {
     ll_mcq_items(w, r, s);
 }
 
+/* Questions packed while they fit: half real ones, a quarter of each easier form. */
+static void ll_mcq_pack(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {
+    static const int len[3] = {29, 13, 26};
+    ll_begin(s, LL_TOY_MCQ);
+    for (int first = 1;; first = 0) {
+        int v = ll_rng_int(r, 4), kind = v < 2 ? 0 : v - 1;
+        if (s->n + !first + len[kind] > max_len) break;
+        if (!first) ll_push(s, LL_NL, 0);
+        ll_mcq_items_kind(w, r, kind, s);
+    }
+}
+
 /* The curriculum's copying stages: 16 in 20 sequences are categorization episodes with ONE
  * input per class (so every query input appeared before and copying its label is the whole
  * task), the rest mapping (2) and packed questions (2). In the first stage the items have
@@ -344,14 +356,7 @@ static void ll_toy_sample_copy(const ll_toy_world *w, ll_rng *r, int max_len, bo
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
     } else {
-        static const int len[3] = {29, 13, 26};
-        ll_begin(s, LL_TOY_MCQ);
-        for (int first = 1;; first = 0) {
-            int v = ll_rng_int(r, 4), kind = v < 2 ? 0 : v - 1;
-            if (s->n + !first + len[kind] > max_len) break;
-            if (!first) ll_push(s, LL_NL, 0);
-            ll_mcq_items_kind(w, r, kind, s);
-        }
+        ll_mcq_pack(w, r, max_len, s);
     }
 }
 
@@ -378,15 +383,7 @@ void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s)
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
     } else {
-        /* Questions packed while they fit: half real ones, a quarter of each easier form. */
-        static const int len[3] = {29, 13, 26};
-        ll_begin(s, LL_TOY_MCQ);
-        for (int first = 1;; first = 0) {
-            int v = ll_rng_int(r, 4), kind = v < 2 ? 0 : v - 1;
-            if (s->n + !first + len[kind] > max_len) break;
-            if (!first) ll_push(s, LL_NL, 0);
-            ll_mcq_items_kind(w, r, kind, s);
-        }
+        ll_mcq_pack(w, r, max_len, s);
     }
 }
 
