@@ -1,5 +1,10 @@
 #include "ll_test_util.h"
 
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,4 +79,29 @@ int ll_test_write_tmp(char *path, size_t pathlen, const void *data, size_t n, co
     }
     close(fd);
     return 0;
+}
+
+int ll_test_run_cli(char *const argv[], const char *out, const char *err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    extern char **environ;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
+    int ws;
+    cr_assert(waitpid(pid, &ws, 0) == pid);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+char *ll_test_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 16);
+    size_t n = fread(b, 1, (1 << 16) - 1, f);
+    b[n] = 0;
+    fclose(f);
+    return b;
 }

@@ -29,6 +29,11 @@ typedef struct {
 ll_status ll_test_capture_fn(void *user, const ll_hook_rows *r);
 
 /* Write `n` bytes to a fresh temporary file and return its path (static buffer per call site). */
+/* Run a command (argv[0] a path) with stdout and stderr to the files out and err; its exit
+ * status (-1 when it did not exit normally). Asserts that it started. */
+int ll_test_run_cli(char *const argv[], const char *out, const char *err);
+/* The first 64 KiB of a file as a NUL-terminated string (free it); NULL when unreadable. */
+char *ll_test_slurp(const char *path);
 int ll_test_write_tmp(char *path, size_t pathlen, const void *data, size_t n, const char *suffix);
 
 #endif

@@ -334,31 +334,7 @@ Test(lens, cuda_path_without_device_says_why) {
 
 #include "store/ll_h5.h"
 
-/* Run build/layerlab with stdout and stderr to files; the exit status. */
-static int run_cli(char *const argv[], const char *out, const char *err) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    extern char **environ;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
-    int ws;
-    cr_assert(waitpid(pid, &ws, 0) == pid);
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-}
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 16);
-    size_t n = fread(b, 1, (1 << 16) - 1, f);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 Test(lens, cli_table_csv_h5_tsv) {
     if (access("build/layerlab", X_OK)) cr_skip_test("build/layerlab not built");
@@ -378,8 +354,8 @@ Test(lens, cli_table_csv_h5_tsv) {
     fclose(f);
     char *a1[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "logit,spade",
                   "--positions", "reindex", "--out-csv", csv, "--out-h5", h5, "--device", "cpu", "--threads", "1", NULL};
-    cr_assert_eq(run_cli(a1, out, err), 0, "lens failed: %s", slurp(err));
-    char *txt = slurp(out), *c = slurp(csv);
+    cr_assert_eq(ll_test_run_cli(a1, out, err), 0, "lens failed: %s", ll_test_slurp(err));
+    char *txt = ll_test_slurp(out), *c = ll_test_slurp(csv);
     cr_assert(txt && c);
     cr_expect(strstr(txt, "positions=reindex decode=options rows=cached"), "%s", txt);
     cr_expect(strstr(txt, "full model\t"), "%s", txt);
@@ -402,8 +378,8 @@ Test(lens, cli_table_csv_h5_tsv) {
     /* One prompt: the TSV, every layer x method, plus the full model. */
     char *a2[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--tokens", "1,45,300,7", "--method", "logit,spade",
                   "--device", "cpu", "--threads", "1", NULL};
-    cr_assert_eq(run_cli(a2, out, err), 0, "lens --tokens failed: %s", slurp(err));
-    txt = slurp(out);
+    cr_assert_eq(ll_test_run_cli(a2, out, err), 0, "lens --tokens failed: %s", ll_test_slurp(err));
+    txt = ll_test_slurp(out);
     cr_assert(txt);
     cr_expect(!strncmp(txt, "layer\tmethod\ttoken_id\ttoken\tprob\n", 33), "%s", txt);
     lines = 0;
@@ -413,14 +389,14 @@ Test(lens, cli_table_csv_h5_tsv) {
     /* Bad input: an unknown method and a missing tuned lens are errors naming them. */
     char *a3[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "logit,nope",
                   "--device", "cpu", NULL};
-    cr_expect_eq(run_cli(a3, out, err), 1);
-    txt = slurp(err);
+    cr_expect_eq(ll_test_run_cli(a3, out, err), 1);
+    txt = ll_test_slurp(err);
     cr_expect(txt && strstr(txt, "nope"), "%s", txt);
     free(txt);
     char *a4[] = {"build/layerlab", "lens", "test/fixtures/llama_gqa", "--data", data, "--method", "tuned",
                   "--device", "cpu", NULL};
-    cr_expect_eq(run_cli(a4, out, err), 1);
-    txt = slurp(err);
+    cr_expect_eq(ll_test_run_cli(a4, out, err), 1);
+    txt = ll_test_slurp(err);
     cr_expect(txt && strstr(txt, "--tuned"), "%s", txt);
     free(txt);
     char cmd[128];
@@ -447,8 +423,8 @@ Test(lens, cli_tuned_lens_train_val_split) {
     fclose(f);
     char *a1[] = {"build/layerlab", "tuned-lens", "train", "test/fixtures/llama_gqa", "--data", data, "--out", lens,
                   "--steps", "15", "--batch", "8", "--val-frac", "0.3", "--device", "cpu", "--threads", "1", NULL};
-    cr_assert_eq(run_cli(a1, out, err), 0, "tuned-lens failed: %s", slurp(err));
-    char *txt = slurp(out), *e = slurp(err);
+    cr_assert_eq(ll_test_run_cli(a1, out, err), 0, "tuned-lens failed: %s", ll_test_slurp(err));
+    char *txt = ll_test_slurp(out), *e = ll_test_slurp(err);
     cr_assert(txt && e);
     cr_expect(strstr(e, "35 training rows from 7 prompts, 15 validation rows from 3 prompts"), "%s", e);
     cr_expect(strstr(e, "layer 0 (1/"), "progress line per layer: %s", e);
@@ -495,8 +471,8 @@ Test(lens, cli_tuned_lens_train_val_split) {
     /* Bad shares are refused, naming the option. */
     char *a2[] = {"build/layerlab", "tuned-lens", "train", "test/fixtures/llama_gqa", "--data", data, "--out", lens,
                   "--val-frac", "1", "--device", "cpu", NULL};
-    cr_expect_neq(run_cli(a2, out, err), 0);
-    e = slurp(err);
+    cr_expect_neq(ll_test_run_cli(a2, out, err), 0);
+    e = ll_test_slurp(err);
     cr_expect(e && strstr(e, "--val-frac"), "%s", e);
     free(e);
     ll_model_free(m);

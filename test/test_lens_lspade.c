@@ -18,30 +18,7 @@
 
 #include "ll_test_util.h"
 
-static int run_cli(char *const argv[], const char *out, const char *err) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    extern char **environ;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
-    int ws;
-    cr_assert(waitpid(pid, &ws, 0) == pid);
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-}
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 16);
-    size_t n = fread(b, 1, (1 << 16) - 1, f);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 #define L_MAX 16
 #define N_Q 64
@@ -84,7 +61,7 @@ static void fit(const src_t *S, const char *maps, const char *target, bool norm_
     if (norm_input) push(a, &n, "--norm-input");
     if (S->tok) push(a, &n, "--tokenizer"), push(a, &n, S->tok);
     a[n] = NULL;
-    cr_assert_eq(run_cli(a, out_f, err_f), 0, "lspade train failed: %s", slurp(err_f));
+    cr_assert_eq(ll_test_run_cli(a, out_f, err_f), 0, "lspade train failed: %s", ll_test_slurp(err_f));
 }
 
 /* lens CSV rows "method,layer,accuracy,...": acc[layer] of one method. */
@@ -144,8 +121,8 @@ static void lens_matches_exit(const src_t *S, const char *target, bool norm_inpu
     for (size_t i = 0; i < sizeof w1 / sizeof *w1; i++) push(a1, &n, w1[i]);
     if (S->tok) push(a1, &n, "--tokenizer"), push(a1, &n, S->tok);
     a1[n] = NULL;
-    cr_assert_eq(run_cli(a1, out_f, err_f), 0, "lens failed: %s", slurp(err_f));
-    char *txt = slurp(out_f);
+    cr_assert_eq(ll_test_run_cli(a1, out_f, err_f), 0, "lens failed: %s", ll_test_slurp(err_f));
+    char *txt = ll_test_slurp(out_f);
     char want[64];
     snprintf(want, sizeof want, "target=%s norm_input=%s", target, norm_input ? "true" : "false");
     cr_expect(txt && strstr(txt, want), "the table records the maps' switches: %s", txt);
@@ -158,7 +135,7 @@ static void lens_matches_exit(const src_t *S, const char *target, bool norm_inpu
     for (size_t i = 0; i < sizeof w2 / sizeof *w2; i++) push(a2, &n, w2[i]);
     if (S->tok) push(a2, &n, "--tokenizer"), push(a2, &n, S->tok);
     a2[n] = NULL;
-    cr_assert_eq(run_cli(a2, out_f, err_f), 0, "exit failed: %s", slurp(err_f));
+    cr_assert_eq(ll_test_run_cli(a2, out_f, err_f), 0, "exit failed: %s", ll_test_slurp(err_f));
     double ls[L_MAX + 1], sp[L_MAX + 1], esp[L_MAX + 1], els[L_MAX + 1], eag[L_MAX + 1];
     lens_csv(csv, "lspade", L, ls);
     lens_csv(csv, "spade", L, sp);
@@ -212,8 +189,8 @@ Test(lens_lspade, stories260k_cloze_hidden_matches_exit, .init = setup, .fini = 
 }
 
 static void expect_refusal(char **argv, const char *needle) {
-    int rc = run_cli(argv, out_f, err_f);
-    char *e = slurp(err_f);
+    int rc = ll_test_run_cli(argv, out_f, err_f);
+    char *e = ll_test_slurp(err_f);
     cr_expect_neq(rc, 0, "%s: expected a refusal", needle);
     cr_expect(e && strstr(e, needle), "stderr should name '%s': %s", needle, e);
     free(e);
@@ -260,7 +237,7 @@ Test(lens_lspade, refusals, .init = setup, .fini = teardown) {
     expect_refusal(a5, "K = 4 options");
     char *a6[] = {"build/layerlab", "lens", "data/models/toy-llama", "--data", data, "--method", "lspade",
                   "--lspade", hmaps, "--device", "cpu", "--threads", "1", NULL};
-    cr_expect_eq(run_cli(a6, out_f, err_f), 0, "hidden maps on 3 options: %s", slurp(err_f));
+    cr_expect_eq(ll_test_run_cli(a6, out_f, err_f), 0, "hidden maps on 3 options: %s", ll_test_slurp(err_f));
     /* One prompt without --options: nothing for a map to pick among. */
     char *a7[] = {"build/layerlab", "lens", "data/models/toy-llama", "--tokens", "1,5,9", "--method", "lspade",
                   "--lspade", hmaps, "--device", "cpu", NULL};
@@ -283,10 +260,10 @@ Test(lens_lspade, data_seed_and_toy_mcq_options, .init = setup, .fini = teardown
                    "--method", "logit", "--dump-prompts", d0b, "--device", "cpu", "--threads", "1", NULL};
     char *a5[] = {"build/layerlab", "lens", "data/models/toy-llama", "--toy-mcq", "16", "--data-seed", "5",
                   "--method", "logit", "--dump-prompts", d5, "--device", "cpu", "--threads", "1", NULL};
-    cr_assert_eq(run_cli(a0, out_f, err_f), 0, "%s", slurp(err_f));
-    cr_assert_eq(run_cli(a0b, out_f, err_f), 0, "lens --data-seed 0: %s", slurp(err_f));
-    cr_assert_eq(run_cli(a5, out_f, err_f), 0, "lens --data-seed 5: %s", slurp(err_f));
-    char *s0 = slurp(d0), *s0b = slurp(d0b), *s5 = slurp(d5);
+    cr_assert_eq(ll_test_run_cli(a0, out_f, err_f), 0, "%s", ll_test_slurp(err_f));
+    cr_assert_eq(ll_test_run_cli(a0b, out_f, err_f), 0, "lens --data-seed 0: %s", ll_test_slurp(err_f));
+    cr_assert_eq(ll_test_run_cli(a5, out_f, err_f), 0, "lens --data-seed 5: %s", ll_test_slurp(err_f));
+    char *s0 = ll_test_slurp(d0), *s0b = ll_test_slurp(d0b), *s5 = ll_test_slurp(d5);
     cr_assert(s0 && s0b && s5);
     cr_expect_str_eq(s0, s0b, "--data-seed 0 is the default");
     cr_expect_str_neq(s0, s5, "--data-seed 5 gave the same items as seed 0");
@@ -295,8 +272,8 @@ Test(lens_lspade, data_seed_and_toy_mcq_options, .init = setup, .fini = teardown
     free(s5);
     char *t1[] = {"build/layerlab", "tuned-lens", "train", "data/models/toy-llama", "--toy-mcq", "24", "--data-seed",
                   "2", "--steps", "3", "--out", tl, "--device", "cpu", "--threads", "1", NULL};
-    int rc = run_cli(t1, out_f, err_f);
-    char *e = slurp(err_f);
+    int rc = ll_test_run_cli(t1, out_f, err_f);
+    char *e = ll_test_slurp(err_f);
     cr_expect_eq(rc, 0, "tuned-lens --toy-mcq: %s", e);
     cr_expect(e && strstr(e, "toy-mcq prompts"), "%s", e);
     free(e);

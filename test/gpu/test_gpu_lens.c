@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "lens/ll_lens.h"
+#include "ll_test_util.h"
 #include "lens/ll_lens_cuda.h"
 #include "model/ll_model.h"
 #include "train/ll_train_rng.h"
@@ -164,25 +165,8 @@ Test(gpu_lens, model_on_cuda_uses_its_bf16_head) {
 }
 
 /* ---- the command on the GPU ---- */
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-static int ll_run_cli(char *const argv[], const char *out, const char *err) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    extern char **environ;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s", argv[0]);
-    int ws;
-    cr_assert(waitpid(pid, &ws, 0) == pid);
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-}
 
 /* Per-layer held-out KL of the trained lens (the table's last column) and of the logit
  * lens (the one before). */
@@ -229,7 +213,7 @@ Test(gpu_lens, cli_trains_on_the_gpu) {
     for (int k = 0; k < 2; k++) {
         char *a[] = {"build/layerlab", "tuned-lens", "train", "test/fixtures/llama_gqa", "--data", data, "--out", lens,
                      "--steps", "30", "--batch", "8", "--val-frac", "0.3", "--device", k ? "cuda" : "cpu", NULL};
-        cr_assert_eq(ll_run_cli(a, out[k], err), 0, "tuned-lens --device %s failed (see %s)", a[15], err);
+        cr_assert_eq(ll_test_run_cli(a, out[k], err), 0, "tuned-lens --device %s failed (see %s)", a[15], err);
         n[k] = ll_val_column(out[k], v[k], v0[k], 8);
     }
     cr_assert(n[0] > 0 && n[0] == n[1], "table rows: cpu %d cuda %d", n[0], n[1]);
