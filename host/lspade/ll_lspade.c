@@ -404,6 +404,22 @@ ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll
     return LL_OK;
 }
 
+ll_status ll_lspade_fit_block(ll_lspade_grams *g, ll_lspade_maps *maps, ll_model *m, const ll_lspade_data *data,
+                              const ll_lspade_fit_opts *o, int l, int p0, int nb, const float *lg, int V, float *X,
+                              float *Y, const int64_t *idx, int *pick, double vf) {
+    int K = data->K;
+    for (int i = 0; i < nb; i++) {
+        if (o->target == LL_LSPADE_TARGET_LOGITS)
+            for (int k = 0; k < K; k++) Y[(size_t)i * K + k] = lg[(size_t)i * V + data->cand[p0 + i][k]];
+        if (o->select_agree)
+            pick[i] = ll_spade_decode_row(lg + (size_t)i * V, V, data->cand[p0 + i], K, LL_SPADE_DECODE_OPTIONS).pick;
+    }
+    if (o->norm_input) LL_TRY(ll_lspade_final_norm(maps, m, nb, X, X));
+    LL_TRY(ll_lspade_grams_add(g, l, X, Y, idx, nb, vf, o->seed));
+    if (o->select_agree) LL_TRY(ll_lspade_grams_keep_val(g, l, K, X, pick, data->cand + p0, idx, nb, vf, o->seed));
+    return LL_OK;
+}
+
 ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, const char *meta_json,
                         ll_lspade_maps **out) {
     *out = NULL;
@@ -462,15 +478,8 @@ ll_status ll_lspade_fit(ll_model *m, const ll_lspade_data *data, const ll_lspade
             for (int i = 0; i < nb; i++) {
                 memcpy(X + (size_t)i * d, ll_spade_state(&states, l, i, 1), (size_t)d * sizeof(float));
                 idx[i] = p0 + i;
-                if (o->target == LL_LSPADE_TARGET_LOGITS)
-                    for (int k = 0; k < K; k++) Y[(size_t)i * K + k] = lg[(size_t)i * V + data->cand[p0 + i][k]];
-                if (o->select_agree)
-                    pick[i] = ll_spade_decode_row(lg + (size_t)i * V, V, data->cand[p0 + i], K, LL_SPADE_DECODE_OPTIONS).pick;
             }
-            if (o->norm_input) st = ll_lspade_final_norm(maps, m, nb, X, X);
-            if (!st) st = ll_lspade_grams_add(&g, l, X, Y, idx, nb, vf, o->seed);
-            if (!st && o->select_agree)
-                st = ll_lspade_grams_keep_val(&g, l, K, X, pick, data->cand + p0, idx, nb, vf, o->seed);
+            st = ll_lspade_fit_block(&g, maps, m, data, o, l, p0, nb, lg, V, X, Y, idx, pick, vf);
         }
         ll_spade_states_free(&states);
         done += nb;

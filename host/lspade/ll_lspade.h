@@ -156,6 +156,14 @@ ll_status ll_lspade_solve(const ll_lspade_grams *g, const ll_lspade_fit_opts *o,
  * o->val_frac resolved). */
 ll_status ll_lspade_fit_finish(ll_model *m, const ll_lspade_data *data, const ll_lspade_fit_opts *o, int lo, int hi,
                                ll_lspade_grams *g, const char *meta_json, ll_lspade_maps *maps);
+/* One block of nb prompts (p0..p0+nb-1) at layer l into the Grams: the option-logit targets
+ * taken from SPADE's vocabulary logits lg [nb][V] (logits target; the hidden target is
+ * already in Y), SPADE's own pick for --select agree, the final norm on X for --norm-input.
+ * X [nb][d] holds the answer-position states; idx the prompts' indices. The common middle
+ * of both fits: only where X comes from differs. */
+ll_status ll_lspade_fit_block(ll_lspade_grams *g, ll_lspade_maps *maps, ll_model *m, const ll_lspade_data *data,
+                              const ll_lspade_fit_opts *o, int l, int p0, int nb, const float *lg, int V, float *X,
+                              float *Y, const int64_t *idx, int *pick, double vf);
 
 /* ---- files: safetensors, "W.{l}" [(d+1)][d_out] F32, metadata format=layerlab-lspade,
  * target, norm_input, n_layers, d_model, d_out, K, layers, lambda.{l}, lambda_rel.{l},

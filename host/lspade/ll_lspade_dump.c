@@ -103,16 +103,7 @@ ll_status ll_lspade_fit_from_dump(ll_model *m, const ll_lspade_data *data, const
             st = ll_spade_run_rows(sp, l, nb, NULL, pa, data->n_tok + p0, ft, lg,
                                    o->target == LL_LSPADE_TARGET_HIDDEN ? Y : NULL);
             if (st) break;
-            for (int i = 0; i < nb; i++) {
-                if (o->target == LL_LSPADE_TARGET_LOGITS)
-                    for (int k = 0; k < K; k++) Y[(size_t)i * K + k] = lg[(size_t)i * V + data->cand[p0 + i][k]];
-                if (o->select_agree)
-                    pick[i] = ll_spade_decode_row(lg + (size_t)i * V, V, data->cand[p0 + i], K, LL_SPADE_DECODE_OPTIONS).pick;
-            }
-            if (o->norm_input) st = ll_lspade_final_norm(maps, m, nb, X, X);
-            if (!st) st = ll_lspade_grams_add(&g, l, X, Y, idx, nb, vf, o->seed);
-            if (!st && o->select_agree)
-                st = ll_lspade_grams_keep_val(&g, l, K, X, pick, data->cand + p0, idx, nb, vf, o->seed);
+            st = ll_lspade_fit_block(&g, maps, m, data, o, l, p0, nb, lg, V, X, Y, idx, pick, vf);
         }
         done += nb;
         if (o->progress) o->progress(o->progress_user, done, mine);
