@@ -100,7 +100,12 @@ ll_status ll_toy_eval(const char *model_dir, int n, uint64_t seed, ll_toy_eval_r
                 good += ll_argmax(lg, V) == want;
                 if (s->task == LL_TOY_CAT) {
                     int32_t other = s->labels[0] == want ? s->labels[1] : s->labels[0];
-                    good2 += lg[want] > lg[other];
+                    int ok = lg[want] > lg[other];
+                    good2 += ok;
+                    if (cell == LL_TOY_EVAL_CAT_K - 1 && s->rule >= 0 && s->rule < LL_TOY_N_RULES) {
+                        r->cat_rule[s->rule] += ok;
+                        r->cat_rule_n[s->rule]++;
+                    }
                 } else if (s->task == LL_TOY_MCQ) {
                     int32_t best = ll_toy_letter(c.w, 0);
                     for (int j = 1; j < 4; j++)
@@ -119,6 +124,8 @@ ll_status ll_toy_eval(const char *model_dir, int n, uint64_t seed, ll_toy_eval_r
             r->mcq_letters = (double)good2 / n;
         }
     }
+    for (int k = 0; k < LL_TOY_N_RULES; k++)
+        if (r->cat_rule_n[k]) r->cat_rule[k] /= r->cat_rule_n[k];
     free(seqs);
     free(logits);
     ll_toy_world_free(c.w);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../core/ll_status.h"
+#include "ll_toy_data.h"
 
 #define LL_TOY_EVAL_CAT_K 6 /* 0, 1, 2, 4, 8, 16 demonstrations */
 #define LL_TOY_EVAL_MAP_K 3 /* 0, 1, 4 */
@@ -21,6 +22,10 @@ typedef struct {
     double map[LL_TOY_EVAL_MAP_K]; /* argmax over the vocabulary is the table's value */
     double mcq;                    /* argmax over the vocabulary is the right letter */
     double mcq_letters;            /* the right letter has the largest logit among A-D */
+    /* Categorization with the most demonstrations (cat_k[last]) by rule: two-label
+     * accuracy and episode count (rules are drawn at random, so counts differ). */
+    double cat_rule[LL_TOY_N_RULES];
+    int cat_rule_n[LL_TOY_N_RULES];
 } ll_toy_eval_result;
 
 /* n episodes per cell, drawn from `seed` (use one the training run did not use). */

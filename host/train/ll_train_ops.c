@@ -3,6 +3,7 @@
  * each thread owns its outputs so that results do not depend on scheduling. */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ll_train_ops.h"
@@ -93,88 +94,155 @@ void ll_top_rope(float *x, const float *tab, int B, int T, int n_heads, int hd, 
     }
 }
 
+/* Attention inner loops run over keys (j) on transposed K/V tiles, so that they are
+ * plain multiply-adds over contiguous floats that the compiler vectorizes without
+ * reordering a sum; target_clones gives AVX-512 and AVX2 builds picked at load time on
+ * the CPU that runs them, with a portable default. One (sequence, head) per call. */
+#define LL_TOP_SIMD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+/* dst[i * T + j] = src[j * stride + i] for j < T, i < hd. */
+static void ll_top_transpose(float *dst, const float *src, int T, int hd, size_t stride) {
+    for (int j = 0; j < T; j++)
+        for (int i = 0; i < hd; i++) dst[(size_t)i * T + j] = src[(size_t)j * stride + i];
+}
+
+LL_TOP_SIMD
+static void ll_top_attention_head(float *out, float *probs, const float *q, const float *kt, const float *v, int T,
+                                  int hd, size_t qw, size_t kw, float scale) {
+    for (int t = 0; t < T; t++) {
+        const float *qr = q + (size_t)t * qw;
+        float *p = probs + (size_t)t * T;
+        int n = t + 1;
+        for (int j = 0; j < n; j++) p[j] = 0;
+        for (int i = 0; i < hd; i++) {
+            const float *kr = kt + (size_t)i * T;
+            float a = qr[i];
+#pragma omp simd
+            for (int j = 0; j < n; j++) p[j] += a * kr[j];
+        }
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            p[j] *= scale;
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        float sum = 0;
+        for (int j = 0; j < n; j++) {
+            p[j] = expf(p[j] - mx);
+            sum += p[j];
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = 0; j < n; j++) p[j] *= inv;
+        for (int j = n; j < T; j++) p[j] = 0;
+        float *o = out + (size_t)t * qw;
+        for (int i = 0; i < hd; i++) o[i] = 0;
+        for (int j = 0; j < n; j++) {
+            const float *vr = v + (size_t)j * kw;
+            float a = p[j];
+#pragma omp simd
+            for (int i = 0; i < hd; i++) o[i] += a * vr[i];
+        }
+    }
+}
+
 void ll_top_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
                       int KV, int hd) {
-    int grp = H / KV, qw = H * hd, kw = KV * hd;
+    int grp = H / KV;
+    size_t qw = (size_t)H * hd, kw = (size_t)KV * hd;
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            int kh = h / grp;
-            for (int t = 0; t < T; t++) {
-                const float *qr = q + ((size_t)b * T + t) * qw + (size_t)h * hd;
-                float *p = probs + (((size_t)b * H + h) * T + t) * T;
-                float mx = -INFINITY;
-                for (int j = 0; j <= t; j++) {
-                    const float *kr = k + ((size_t)b * T + j) * kw + (size_t)kh * hd;
-                    float s = 0;
-                    for (int i = 0; i < hd; i++) s += qr[i] * kr[i];
-                    p[j] = s * scale;
-                    if (p[j] > mx) mx = p[j];
-                }
-                float sum = 0;
-                for (int j = 0; j <= t; j++) {
-                    p[j] = expf(p[j] - mx);
-                    sum += p[j];
-                }
-                float inv = 1.0f / sum;
-                float *o = out + ((size_t)b * T + t) * qw + (size_t)h * hd;
-                memset(o, 0, (size_t)hd * sizeof(float));
-                for (int j = 0; j <= t; j++) {
-                    p[j] *= inv;
-                    const float *vr = v + ((size_t)b * T + j) * kw + (size_t)kh * hd;
-                    for (int i = 0; i < hd; i++) o[i] += p[j] * vr[i];
-                }
+#pragma omp parallel
+    {
+        float *kt = malloc((size_t)hd * T * sizeof(float));
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++) {
+            for (int kh = 0; kh < KV; kh++) {
+                const float *kb = k + (size_t)b * T * kw + (size_t)kh * hd;
+                ll_top_transpose(kt, kb, T, hd, kw);
+                for (int h = kh * grp; h < (kh + 1) * grp; h++)
+                    ll_top_attention_head(out + (size_t)b * T * qw + (size_t)h * hd, probs + ((size_t)b * H + h) * T * T,
+                                          q + (size_t)b * T * qw + (size_t)h * hd, kt,
+                                          v + (size_t)b * T * kw + (size_t)kh * hd, T, hd, qw, kw, scale);
             }
+        }
+        free(kt);
+    }
+}
+
+/* Backward of one query head into the transposed dK/dV tiles of its kv head (dkt, dvt:
+ * hd x T, accumulated over the group's heads). */
+LL_TOP_SIMD
+static void ll_top_attention_head_bwd(float *dq, float *dkt, float *dvt, float *ds, const float *dout,
+                                      const float *probs, const float *q, const float *k, const float *vt, int T, int hd,
+                                      size_t qw, size_t kw, float scale) {
+    for (int t = 0; t < T; t++) {
+        const float *p = probs + (size_t)t * T, *go = dout + (size_t)t * qw, *qr = q + (size_t)t * qw;
+        int n = t + 1;
+        /* ds = dP = dO V^T over the keys; dV^T += dO p^T. */
+        for (int j = 0; j < n; j++) ds[j] = 0;
+        for (int i = 0; i < hd; i++) {
+            const float *vr = vt + (size_t)i * T;
+            float *dvr = dvt + (size_t)i * T;
+            float a = go[i];
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                ds[j] += a * vr[j];
+                dvr[j] += a * p[j];
+            }
+        }
+        float dot = 0;
+        for (int j = 0; j < n; j++) dot += p[j] * ds[j];
+        /* Softmax backward, scaled: g_j = p_j (dP_j - sum p dP) / sqrt(hd). */
+#pragma omp simd
+        for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+        float *dqr = dq + (size_t)t * qw;
+        for (int i = 0; i < hd; i++) dqr[i] = 0;
+        for (int j = 0; j < n; j++) {
+            const float *kr = k + (size_t)j * kw;
+            float g = ds[j];
+#pragma omp simd
+            for (int i = 0; i < hd; i++) dqr[i] += g * kr[i];
+        }
+        for (int i = 0; i < hd; i++) {
+            float *dkr = dkt + (size_t)i * T;
+            float a = qr[i];
+#pragma omp simd
+            for (int j = 0; j < n; j++) dkr[j] += a * ds[j];
         }
     }
 }
 
 void ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                           const float *k, const float *v, int B, int T, int H, int KV, int hd) {
-    int grp = H / KV, qw = H * hd, kw = KV * hd;
+    int grp = H / KV;
+    size_t qw = (size_t)H * hd, kw = (size_t)KV * hd;
     float scale = 1.0f / sqrtf((float)hd);
     /* One task per (sequence, kv head): the query heads sharing a kv head add into the
-     * same dk/dv rows, so they run in order inside the task. */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int kh = 0; kh < KV; kh++) {
-            float ds[1024];
-            for (int t = 0; t < T; t++) {
-                memset(dk + ((size_t)b * T + t) * kw + (size_t)kh * hd, 0, (size_t)hd * sizeof(float));
-                memset(dv + ((size_t)b * T + t) * kw + (size_t)kh * hd, 0, (size_t)hd * sizeof(float));
-            }
-            for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-                for (int t = 0; t < T; t++) {
-                    const float *p = probs + (((size_t)b * H + h) * T + t) * T;
-                    const float *go = dout + ((size_t)b * T + t) * qw + (size_t)h * hd;
-                    const float *qr = q + ((size_t)b * T + t) * qw + (size_t)h * hd;
-                    float dot = 0;
-                    for (int j = 0; j <= t; j++) {
-                        const float *vr = v + ((size_t)b * T + j) * kw + (size_t)kh * hd;
-                        float *dvr = dv + ((size_t)b * T + j) * kw + (size_t)kh * hd;
-                        float dp = 0;
-                        for (int i = 0; i < hd; i++) {
-                            dp += go[i] * vr[i];
-                            dvr[i] += p[j] * go[i];
-                        }
-                        ds[j] = dp;
-                        dot += p[j] * dp;
-                    }
-                    float *dqr = dq + ((size_t)b * T + t) * qw + (size_t)h * hd;
-                    memset(dqr, 0, (size_t)hd * sizeof(float));
-                    for (int j = 0; j <= t; j++) {
-                        float g = p[j] * (ds[j] - dot) * scale;
-                        const float *kr = k + ((size_t)b * T + j) * kw + (size_t)kh * hd;
-                        float *dkr = dk + ((size_t)b * T + j) * kw + (size_t)kh * hd;
-                        for (int i = 0; i < hd; i++) {
-                            dqr[i] += g * kr[i];
-                            dkr[i] += g * qr[i];
-                        }
-                    }
+     * same dK/dV tiles, so they run in order inside the task. */
+#pragma omp parallel
+    {
+        size_t tile = (size_t)hd * T;
+        float *vt = malloc(3 * tile * sizeof(float) + (size_t)T * sizeof(float));
+        float *dkt = vt + tile, *dvt = dkt + tile, *ds = dvt + tile;
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++) {
+            for (int kh = 0; kh < KV; kh++) {
+                size_t kv0 = (size_t)b * T * kw + (size_t)kh * hd;
+                ll_top_transpose(vt, v + kv0, T, hd, kw);
+                memset(dkt, 0, 2 * tile * sizeof(float));
+                for (int h = kh * grp; h < (kh + 1) * grp; h++) {
+                    size_t q0 = (size_t)b * T * qw + (size_t)h * hd;
+                    ll_top_attention_head_bwd(dq + q0, dkt, dvt, ds, dout + q0, probs + ((size_t)b * H + h) * T * T,
+                                              q + q0, k + kv0, vt, T, hd, qw, kw, scale);
                 }
+                /* Back to row layout. */
+                for (int j = 0; j < T; j++)
+                    for (int i = 0; i < hd; i++) {
+                        dk[kv0 + (size_t)j * kw + i] = dkt[(size_t)i * T + j];
+                        dv[kv0 + (size_t)j * kw + i] = dvt[(size_t)i * T + j];
+                    }
             }
         }
+        free(vt);
     }
 }
 

@@ -77,6 +77,10 @@ static int ll_cli_train_eval(int argc, char **argv) {
         printf("| mapping | %d | %.1f%% | vocabulary argmax |\n", r.map_k[i], 100 * r.map[i]);
     printf("| multiple choice | 0 | %.1f%% | vocabulary argmax (among A-D: %.1f%%) |\n", 100 * r.mcq,
            100 * r.mcq_letters);
+    printf("\ncategorization with %d demonstrations by rule:", r.cat_k[LL_TOY_EVAL_CAT_K - 1]);
+    for (int k = 0; k < LL_TOY_N_RULES; k++)
+        printf(" %s %.1f%% (%d)%s", ll_toy_rule_name(k), 100 * r.cat_rule[k], r.cat_rule_n[k],
+               k + 1 < LL_TOY_N_RULES ? "," : "\n");
     return 0;
 }
 
