@@ -54,8 +54,8 @@ Test(toy_model, held_out_accuracy_as_on_the_card, .timeout = 120) {
     /* 32 episodes per cell (seconds, also under ASan): a binomial standard error of up to
      * 9 points, hence the wide margins; the card's figures use 1000. The levels the committed
      * run reaches (see its card): 0-1 demonstrations at chance, mapping from one
-     * demonstration. Categorization with 16 demonstrations (>= 85%) and multiple choice
-     * (>= 80%) are not reached by it yet, so they are printed, not asserted. */
+     * demonstration, multiple choice (98% on the card). Categorization with 16
+     * demonstrations (>= 85%) is not reached by it yet, so it is printed, not asserted. */
     cr_log_info("toy-llama (32 episodes): categorization 0/1/16 demos %.2f %.2f %.2f, mapping 1 demo %.2f, MCQ %.2f",
                 r.cat[0], r.cat[1], r.cat[5], r.map[1], r.mcq);
     cr_assert(fabs(r.cat[0] - 0.5) <= 0.25 && fabs(r.cat[1] - 0.5) <= 0.25, "0-1 demonstrations near chance: %.2f %.2f",
@@ -63,4 +63,5 @@ Test(toy_model, held_out_accuracy_as_on_the_card, .timeout = 120) {
     cr_assert(r.cat_full[0] <= 0.2, "with no demonstration the label words are unknown: %.2f", r.cat_full[0]);
     cr_assert(r.map[1] >= 0.9, "mapping with one demonstration: %.2f", r.map[1]);
     cr_assert(r.map[0] <= 0.5, "mapping without a demonstration cannot know the table: %.2f", r.map[0]);
+    cr_assert(r.mcq >= 0.75, "multiple choice: %.2f", r.mcq);
 }

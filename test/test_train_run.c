@@ -55,6 +55,61 @@ Test(train_run, resumed_run_equals_uninterrupted) {
     ll_trainer_free(c);
 }
 
+/* The first stage ends at the step whose smoothed loss first falls below
+ * stage_auto_loss, the end is recorded in the options (so in checkpoints), and the
+ * first stage's batches use its own sequence length. */
+Test(train_run, first_stage_ends_when_its_loss_falls_below_the_threshold) {
+    ll_train_opts o;
+    ll_tiny(&o);
+    o.stage_steps[0] = 4, o.stage0_seq_len = 30;
+    o.stage_auto_loss = 0; /* off: always 4 steps */
+    ll_trainer *t;
+    cr_assert_eq(ll_trainer_new(&t, &o), LL_OK, "%s", ll_last_error());
+    ll_steps(t, 3);
+    cr_assert_eq(t->m->T, 30, "first-stage batches have %d columns, expected 30", t->m->T);
+    cr_assert_eq(t->o.stage_steps[0], 4);
+    ll_steps(t, 3);
+    cr_assert_eq(t->m->T, 40, "later batches have %d columns, expected seq_len 40", t->m->T);
+    ll_trainer_free(t);
+
+    /* A threshold above any loss fires after the first step. */
+    o.stage_auto_loss = 100;
+    cr_assert_eq(ll_trainer_new(&t, &o), LL_OK);
+    ll_steps(t, 1);
+    cr_assert_eq(t->o.stage_steps[0], 1, "the first stage should end at step 1, ends at %lld",
+                 (long long)t->o.stage_steps[0]);
+    cr_assert_eq(t->o.stage_auto_loss, 0);
+    cr_assert_eq(ll_trainer_stage(&t->o, 1), LL_TOY_STAGE_COPY);
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/layerlab-test-ckpt-auto-%d", (int)getpid());
+    cr_assert_eq(ll_trainer_save(t, path), LL_OK, "%s", ll_last_error());
+    ll_trainer *c;
+    cr_assert_eq(ll_trainer_resume(&c, path), LL_OK, "%s", ll_last_error());
+    remove(path);
+    cr_assert_eq(c->o.stage_steps[0], 1, "the checkpoint keeps where the first stage ended");
+    ll_trainer_free(c);
+    ll_trainer_free(t);
+
+    /* A threshold between the loss levels fires at the first step whose EMA is below it:
+     * replay the EMA of an identical run without the threshold. */
+    o.stage_auto_loss = 0;
+    cr_assert_eq(ll_trainer_new(&t, &o), LL_OK);
+    double ema[5], e = -1;
+    for (int i = 1; i <= 4; i++) {
+        ll_steps(t, 1);
+        ema[i] = e = e < 0 ? t->loss : 0.98 * e + 0.02 * t->loss;
+    }
+    ll_trainer_free(t);
+    o.stage_auto_loss = (float)ema[4] + 1e-4f;
+    int expect = 1;
+    while (!(ema[expect] < o.stage_auto_loss)) expect++;
+    cr_assert_eq(ll_trainer_new(&t, &o), LL_OK);
+    ll_steps(t, 4);
+    cr_assert_eq(t->o.stage_steps[0], expect, "threshold %.5f: the first stage ends at %lld, expected %d",
+                 o.stage_auto_loss, (long long)t->o.stage_steps[0], expect);
+    ll_trainer_free(t);
+}
+
 Test(train_run, training_lowers_the_loss) {
     ll_train_opts o;
     ll_tiny(&o);

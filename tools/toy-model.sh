@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=data/models/toy-llama
-STEPS=${TOY_STEPS:-9000}
+STEPS=${TOY_STEPS:-14000}
 SEED=${TOY_SEED:-1}
-THREADS=${TOY_THREADS:-1}
+THREADS=${TOY_THREADS:-2}
 BUILD=${BUILD:-build}
 mkdir -p "$OUT"
 # TOY_SKIP_TRAIN=1: only evaluate, refresh the reference and rewrite the card.
@@ -56,19 +56,21 @@ $cfg
 
 Command: \`make toy-model\` (tools/toy-model.sh), i.e.
 \`layerlab train --out data/models/toy-llama --steps $STEPS --seed $SEED --threads $THREADS\`:
-$done_line, on $(nproc) cores shared with other work (one thread: two OpenMP threads stall
-whenever a neighbour's job takes a core).
+$done_line, with $THREADS threads on $(nproc) cores.
 Batch of 32 sequences of 80 tokens, loss on label tokens only, AdamW (beta 0.9 / 0.98,
 weight decay 0.05 on matrices), linear warm-up then cosine decay, gradient clipping at
 norm 1. The log is [train.log](train.log) (step, smoothed loss, gradient norm, learning
 rate, tokens/s, seconds).
 
-A curriculum (\`--stages\`, default 4000,500): the first 4000 steps draw copying episodes
-(categorization items with one input per class, so the query's input always appeared
-before) without the arrow, \`x label\`, the offset-1 pattern on which the matching
-(induction) circuit forms; the next 500 put the arrow back, and the rest is the task
-mixture. Trained on the mixture alone, the circuit stays behind a plateau longer than the
-training budget (data/README.md, Findings).
+A curriculum (\`--stages 6000,500 --stage-auto 0.75\`, the defaults): the run starts on
+copying episodes (categorization items with one input per class, so the query's input
+always appeared before) without the arrow, \`x label\`, the offset-1 pattern on which the
+matching (induction) circuit forms, in sequences of 58 tokens (their length). The stage
+ends when its smoothed loss falls below 0.75, i.e. when the circuit has formed (at most
+6000 steps); $(sed -n 's/^# curriculum: the copying circuit formed (smoothed loss \([0-9.]*\)); arrow-less copying ends at step \([0-9]*\)/here at step \2 (smoothed loss \1)/p' "$OUT/train.log" | head -1).
+The next 500 steps put the arrow back, and the rest is the task mixture. Trained on the
+mixture alone, the circuit stays behind a plateau longer than the training budget
+(data/README.md, Findings).
 
 ## Held-out evaluation
 

@@ -169,7 +169,7 @@ static void ll_begin(ll_toy_seq *s, ll_toy_task task) {
 
 /* The training mixture in twentieths (see ll_toy_sample) and the most distinct inputs per
  * class of a "few" episode; LL_TOY_MIX="cat,few,named,map[,fewmax]" overrides them. */
-static int ll_mix[5] = {5, 3, 3, 2, 4};
+static int ll_mix[5] = {5, 3, 3, 1, 4};
 static void ll_mix_init(void) {
     static int done;
     if (done) return;
@@ -346,12 +346,51 @@ static void ll_mcq_pack(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_se
  * tokens before its label, and the formed circuit adapts within a few hundred steps.
  * Without these stages the matching circuit sits behind a plateau longer than the whole
  * training budget (data/README.md, Findings). */
+/* Copying items over k (input, label) pairs drawn for the episode: k distinct inputs
+ * (words or numbers) each with its own pool label, items drawn from the pairs. */
+static void ll_copy_items(const ll_toy_world *w, ll_rng *r, int n_items, int k, bool arrow, ll_toy_seq *s) {
+    ll_begin(s, LL_TOY_CAT);
+    s->rule = -1;
+    if (k < 1) k = 1;
+    if (k > LL_TOY_N_LABELS) k = LL_TOY_N_LABELS;
+    int32_t in[LL_TOY_N_LABELS] = {0}, lab[LL_TOY_N_LABELS] = {0};
+    bool words = ll_rng_int(r, 2);
+    for (int i = 0; i < k; i++) {
+        int dup;
+        do {
+            in[i] = words ? w->word[ll_rng_int(r, LL_TOY_N_WORDS)] : w->number[ll_rng_int(r, 100)];
+            lab[i] = w->label[ll_rng_int(r, LL_TOY_N_LABELS)];
+            dup = 0;
+            for (int j = 0; j < i; j++) dup |= in[j] == in[i] || lab[j] == lab[i];
+        } while (dup);
+    }
+    s->labels[0] = lab[0], s->labels[1] = lab[k > 1];
+    for (int i = 0; i < n_items; i++) {
+        int c = ll_rng_int(r, k);
+        if (i) ll_push(s, LL_NL, false);
+        ll_push(s, in[c], false);
+        if (arrow) ll_push(s, w->arrow, false);
+        ll_push(s, lab[c], true);
+    }
+}
+
 static void ll_toy_sample_copy(const ll_toy_world *w, ll_rng *r, int max_len, bool arrow, ll_toy_seq *s) {
     int u = ll_rng_int(r, 20), cap = max_len / 4;
     if (cap < 1) cap = 1;
-    if (u < 16 || max_len < 30) {
+    static int klo = -1, khi;
+    if (klo < 0) {
+        const char *e = getenv("LL_TOY_COPYK");
+        klo = khi = 0;
+        if (e && sscanf(e, "%d,%d", &klo, &khi) != 2) klo = khi = 0;
+        if (klo < 2 || khi < klo || khi > 12) klo = khi = 0;
+    }
+    if (klo && (u < 16 || max_len < 30)) {
         int n = 17 + ll_rng_int(r, 3);
-        ll_cat_items_x(w, r, n < cap ? n : cap, false, true, 1, arrow, s);
+        ll_copy_items(w, r, n < cap ? n : cap, klo + ll_rng_int(r, khi - klo + 1), arrow, s);
+    } else if (u < 16 || max_len < 30) {
+        /* Items are 3 tokens with their newline without the arrow, 4 with it. */
+        int n = 17 + ll_rng_int(r, 3), icap = arrow ? cap : (max_len + 1) / 3;
+        ll_cat_items_x(w, r, n < icap ? n : icap, false, true, 1, arrow, s);
     } else if (u < 18) {
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
@@ -371,7 +410,7 @@ void ll_toy_sample_stage(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_s
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {
     if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
     /* In twentieths: 5 categorization, 3 with repeated inputs, 3 with the rule's own
-     * labels, 2 mapping, 7 MCQ pairs. */
+     * labels, 1 mapping, 8 packed questions. */
     ll_mix_init();
     int u = ll_rng_int(r, 20), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
     int e1 = ll_mix[0], e2 = e1 + ll_mix[1], e3 = e2 + ll_mix[2], e4 = e3 + ll_mix[3];

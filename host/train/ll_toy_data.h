@@ -61,7 +61,7 @@ int32_t ll_toy_letter(const ll_toy_world *w, int i);
 /* A training sequence of at most max_len tokens, the task drawn from the mixture:
  * 40% categorization with 16-18 demonstrations and pool labels (in 15 of the 40 the
  * inputs come from 4 per class and repeat), 15% the same with each rule's own label
- * pair ("long"/"short", ...), 10% mapping, 35% packed multiple-choice questions (half
+ * pair ("long"/"short", ...), 5% mapping, 40% packed multiple-choice questions (half
  * of them real, the rest one of two easier forms, see ll_toy_data.c). Every label in it is supervised: lab[i] is its loss weight
  * (1, LL_TOY_MCQ_WEIGHT for answer letters). */
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s);

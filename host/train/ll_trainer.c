@@ -23,8 +23,10 @@ void ll_train_opts_default(ll_train_opts *o) {
     o->beta2 = 0.98f;
     o->eps = 1e-8f;
     o->seed = 1;
-    o->stage_steps[0] = 4000;
+    o->stage_steps[0] = 6000;
     o->stage_steps[1] = 500;
+    o->stage_auto_loss = 0.75f;
+    o->stage0_seq_len = 58;
 }
 
 void ll_trainer_free(ll_trainer *t) {
@@ -43,12 +45,15 @@ void ll_trainer_free(ll_trainer *t) {
 ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o) {
     *out = NULL;
     if (o->batch < 1 || o->seq_len < 8 || o->steps < 1 || o->warmup < 0 || !(o->lr > 0) || o->min_lr < 0 ||
-        o->clip < 0 || o->weight_decay < 0 || o->stage_steps[0] < 0 || o->stage_steps[1] < 0)
+        o->clip < 0 || o->weight_decay < 0 || o->stage_steps[0] < 0 || o->stage_steps[1] < 0 ||
+        o->stage_auto_loss < 0 || o->stage0_seq_len < 0)
         return ll_err(LL_ERR_ARG,
                       "train: expected batch >= 1, seq_len >= 8, steps >= 1, warmup >= 0, lr > 0, min_lr, clip, "
-                      "weight_decay, stage steps >= 0; found %d, %d, %lld, %lld, %g, %g, %g, %g, %lld/%lld",
+                      "weight_decay, stage steps, stage-0 loss and length >= 0; found %d, %d, %lld, %lld, %g, "
+                      "%g, %g, %g, %lld/%lld, %g, %d",
                       o->batch, o->seq_len, (long long)o->steps, (long long)o->warmup, o->lr, o->min_lr, o->clip,
-                      o->weight_decay, (long long)o->stage_steps[0], (long long)o->stage_steps[1]);
+                      o->weight_decay, (long long)o->stage_steps[0], (long long)o->stage_steps[1],
+                      o->stage_auto_loss, o->stage0_seq_len);
     ll_trainer *t = ll_calloc(1, sizeof *t, "trainer");
     if (!t) return LL_ERR_NOMEM;
     t->o = *o;
@@ -88,6 +93,7 @@ ll_status ll_trainer_new(ll_trainer **out, const ll_train_opts *o) {
     t->data.s = o->seed * 0x2545F4914F6CDD1Dull + 0x64617461ull;
     const char *al = getenv("LL_TOY_ALL_LOSS");
     t->all_loss = al ? (float)atof(al) : 0.0f;
+    t->stage_ema = -1;
     *out = t;
     return LL_OK;
 }
@@ -98,8 +104,14 @@ ll_toy_stage ll_trainer_stage(const ll_train_opts *o, int64_t step) {
     return LL_TOY_STAGE_MIX;
 }
 
+/* Rows of this step's batch: the first stage may use shorter sequences. */
+static int ll_trainer_seq_len(const ll_trainer *t) {
+    bool first = ll_trainer_stage(&t->o, t->step) == LL_TOY_STAGE_COPY_NOARROW;
+    return first && t->o.stage0_seq_len > 0 && t->o.stage0_seq_len < t->o.seq_len ? t->o.stage0_seq_len : t->o.seq_len;
+}
+
 static void ll_trainer_batch(ll_trainer *t) {
-    int B = t->o.batch, T = t->o.seq_len;
+    int B = t->o.batch, T = ll_trainer_seq_len(t);
     ll_toy_stage stage = ll_trainer_stage(&t->o, t->step);
     ll_toy_seq s;
     for (int b = 0; b < B; b++) {
@@ -117,12 +129,20 @@ static void ll_trainer_batch(ll_trainer *t) {
 
 ll_status ll_trainer_step(ll_trainer *t) {
     ll_trainer_batch(t);
-    LL_TRY(ll_tmodel_step(t->m, t->tok, t->tgt, t->w, t->o.batch, t->o.seq_len, true, &t->loss));
+    bool first = ll_trainer_stage(&t->o, t->step) == LL_TOY_STAGE_COPY_NOARROW;
+    LL_TRY(ll_tmodel_step(t->m, t->tok, t->tgt, t->w, t->o.batch, ll_trainer_seq_len(t), true, &t->loss));
     t->grad_norm = ll_clip_grad_norm(t->m->g, t->m->lay.n, t->o.clip);
     t->lr = ll_lr_schedule(t->step, t->o.warmup, t->o.steps, t->o.lr, t->o.min_lr);
     ll_adamw_cfg ac = {t->o.beta1, t->o.beta2, t->o.eps, t->o.weight_decay};
     ll_adamw_step(t->m->p, t->m->g, t->adam_m, t->adam_v, t->decay, t->m->lay.n, t->lr, t->step + 1, &ac);
     t->step++;
+    if (first && t->o.stage_auto_loss > 0) {
+        t->stage_ema = t->stage_ema < 0 ? t->loss : 0.98 * t->stage_ema + 0.02 * t->loss;
+        if (t->stage_ema < t->o.stage_auto_loss && t->step < t->o.stage_steps[0]) {
+            t->o.stage_steps[0] = t->step;
+            t->o.stage_auto_loss = 0;
+        }
+    }
     return LL_OK;
 }
 
@@ -136,6 +156,7 @@ typedef struct {
     ll_train_opts o;
     int64_t step;
     uint64_t data_rng, n_params;
+    double stage_ema;
 } ll_ckpt_hdr;
 
 static ll_status ll_write_all(FILE *f, const void *p, size_t n, const char *path) {
@@ -152,7 +173,8 @@ ll_status ll_trainer_save(const ll_trainer *t, const char *path) {
     ll_ckpt_hdr h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, LL_CKPT_MAGIC, 8);
-    h.version = 2, h.hdr_bytes = sizeof h, h.o = t->o, h.step = t->step, h.data_rng = t->data.s;
+    h.version = 3, h.hdr_bytes = sizeof h, h.o = t->o, h.step = t->step, h.data_rng = t->data.s;
+    h.stage_ema = t->stage_ema;
     h.n_params = t->m->lay.n;
     size_t n = t->m->lay.n * sizeof(float);
     ll_status st = ll_write_all(f, &h, sizeof h, tmp);
@@ -174,8 +196,8 @@ ll_status ll_trainer_resume(ll_trainer **out, const char *path) {
     if (fread(&h, 1, sizeof h, f) != sizeof h || memcmp(h.magic, LL_CKPT_MAGIC, 8) != 0)
         st = ll_err(LL_ERR_FORMAT, "%s: not a layerlab training checkpoint (expected magic \"%s\")", path,
                     LL_CKPT_MAGIC);
-    else if (h.version != 2 || h.hdr_bytes != sizeof h)
-        st = ll_err(LL_ERR_UNSUPPORTED, "%s: checkpoint version %u with a %u-byte header; this build reads version 2 (%zu bytes)",
+    else if (h.version != 3 || h.hdr_bytes != sizeof h)
+        st = ll_err(LL_ERR_UNSUPPORTED, "%s: checkpoint version %u with a %u-byte header; this build reads version 3 (%zu bytes)",
                     path, h.version, h.hdr_bytes, sizeof h);
     ll_trainer *t = NULL;
     if (st == LL_OK) st = ll_trainer_new(&t, &h.o);
@@ -195,6 +217,7 @@ ll_status ll_trainer_resume(ll_trainer **out, const char *path) {
     }
     t->step = h.step;
     t->data.s = h.data_rng;
+    t->stage_ema = h.stage_ema;
     *out = t;
     return LL_OK;
 }

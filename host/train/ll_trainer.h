@@ -20,6 +20,15 @@ typedef struct {
      * copying episodes, the next stage_steps[1] copying episodes with the arrow, the rest
      * the task mixture. {0, 0}: the mixture from the start. */
     int64_t stage_steps[2];
+    /* The first stage ends early, at the step where the smoothed loss (EMA, 0.98) first
+     * falls below stage_auto_loss: the matching circuit has formed, and copying longer
+     * only spends budget; stage_steps[0] is then the cap (0: off). When it fires,
+     * stage_steps[0] is set to that step and stage_auto_loss to 0, so a checkpoint
+     * records where the stage ended. */
+    float stage_auto_loss;
+    /* Sequence length of the first stage (0 or above seq_len: seq_len): its arrow-less episodes are 57
+     * tokens, so the padding to seq_len would only cost time. */
+    int stage0_seq_len;
 } ll_train_opts;
 
 typedef struct {
@@ -34,6 +43,7 @@ typedef struct {
     float *w;
     float all_loss; /* loss weight of non-label tokens (LL_TOY_ALL_LOSS; 0: labels only) */
     double loss, grad_norm; /* of the last step */
+    double stage_ema;       /* smoothed loss of the first stage, for stage_auto_loss (-1: none yet) */
     float lr;
 } ll_trainer;
 

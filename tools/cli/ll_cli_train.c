@@ -23,7 +23,10 @@ static const char usage[] =
     "                   --steps may extend it, --stages may move the curriculum's boundaries)\n"
     "  --ckpt-every N   checkpoint every N steps (default 250)\n"
     "  --stages A,B     curriculum: A steps of arrow-less copying episodes, then B with the\n"
-    "                   arrow, then the task mixture (default 4000,500; 0,0: mixture only)\n"
+    "                   arrow, then the task mixture (default 6000,500; 0,0: mixture only)\n"
+    "  --stage-auto X   end the first stage early once its smoothed loss is below X, i.e. once\n"
+    "                   the copying circuit has formed (default 0.75; 0: always A steps)\n"
+    "  --stage0-len N   sequence length of the first stage (default 58: its episodes' length)\n"
     "  --batch N --seq-len N --lr X --warmup N --d-model N --layers N --heads N --kv-heads N --d-ff N\n"
     "eval: accuracies on N held-out episodes per cell (default 500) drawn from seed S (default 12345).\n";
 
@@ -118,6 +121,12 @@ int ll_cli_train(int argc, char **argv) {
                 return ll_cli_fail("train: --stages: expected two step counts A,B (e.g. 3500,500), found '%s'", argv[i]);
             o.stage_steps[0] = a0, o.stage_steps[1] = a1;
             stages = true;
+        } else if (!strcmp(a, "--stage-auto") && has) {
+            if ((st = ll_num(a, argv[++i], 0, 100, &v))) return st;
+            o.stage_auto_loss = (float)v;
+        } else if (!strcmp(a, "--stage0-len") && has) {
+            if ((st = ll_num(a, argv[++i], 0, 65536, &v))) return st;
+            o.stage0_seq_len = (int)v;
         } else if (!strcmp(a, "--warmup") && has) {
             if ((st = ll_num(a, argv[++i], 0, 1e9, &v))) return st;
             o.warmup = (int64_t)v;
@@ -175,8 +184,15 @@ int ll_cli_train(int argc, char **argv) {
     int64_t first = t->step;
     size_t tok_step = (size_t)t->o.batch * t->o.seq_len;
     while (t->step < t->o.steps) {
+        int64_t stage0 = t->o.stage_steps[0];
         st = ll_trainer_step(t);
         if (st) break;
+        if (t->o.stage_steps[0] != stage0) {
+            fprintf(log, "# curriculum: the copying circuit formed (smoothed loss %.4f); arrow-less copying ends at step %lld\n",
+                    t->stage_ema, (long long)t->step);
+            fprintf(stderr, "%scurriculum: the copying circuit formed at step %lld (smoothed loss %.4f)\n", tty ? "\n" : "",
+                    (long long)t->step, t->stage_ema);
+        }
         ema = ema < 0 ? t->loss : 0.98 * ema + 0.02 * t->loss;
         double el = ll_now() - t0, tps = (double)(t->step - first) * tok_step / el;
         double eta = el / (double)(t->step - first) * (double)(t->o.steps - t->step);
