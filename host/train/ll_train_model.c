@@ -211,7 +211,8 @@ ll_status ll_tmodel_step(ll_tmodel *m, const int32_t *tokens, const int32_t *tar
         ll_top_matmul(a->v, a->xn1, P + L->wv, N, d, kvw);
         ll_top_rope(a->q, m->rope, B, T, H, hd, 0);
         ll_top_rope(a->k, m->rope, B, T, KV, hd, 0);
-        ll_top_attention(a->att, a->probs, a->q, a->k, a->v, B, T, H, KV, hd);
+        if (ll_top_attention(a->att, a->probs, a->q, a->k, a->v, B, T, H, KV, hd))
+            return ll_err(LL_ERR_NOMEM, "train step: no memory for the attention tiles");
         ll_top_matmul(a->x2, a->att, P + L->wo, N, d, d);
         for (size_t i = 0; i < (size_t)N * d; i++) a->x2[i] += a->x[i];
         ll_top_rmsnorm(a->xn2, a->rstd2, a->x2, P + L->mlp_norm, N, d, c->norm_eps);
@@ -247,7 +248,8 @@ ll_status ll_tmodel_step(ll_tmodel *m, const int32_t *tokens, const int32_t *tar
         /* Attention. */
         ll_top_matmul_bwd(m->d1, 0, G + L->wo, m->d0, a->att, P + L->wo, N, d, d);
         if (m->attn_grad_fn) m->attn_grad_fn(m->attn_grad_user, l, m->d1);
-        ll_top_attention_bwd(m->dq, m->dk, m->dv, m->d1, a->probs, a->q, a->k, a->v, B, T, H, KV, hd);
+        if (ll_top_attention_bwd(m->dq, m->dk, m->dv, m->d1, a->probs, a->q, a->k, a->v, B, T, H, KV, hd))
+            return ll_err(LL_ERR_NOMEM, "train step: no memory for the attention tiles");
         ll_top_rope(m->dq, m->rope, B, T, H, hd, 1);
         ll_top_rope(m->dk, m->rope, B, T, KV, hd, 1);
         ll_top_matmul_bwd(m->d2, 0, G + L->wq, m->dq, a->xn1, P + L->wq, N, d, d);

@@ -145,17 +145,22 @@ static void ll_top_attention_head(float *out, float *probs, const float *q, cons
     }
 }
 
-void ll_top_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
-                      int KV, int hd) {
-    int grp = H / KV;
+int ll_top_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
+                     int KV, int hd) {
+    int grp = H / KV, failed = 0;
     size_t qw = (size_t)H * hd, kw = (size_t)KV * hd;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
         float *kt = malloc((size_t)hd * T * sizeof(float));
+        if (!kt) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int kh = 0; kh < KV; kh++) {
+                if (!kt) continue;
                 const float *kb = k + (size_t)b * T * kw + (size_t)kh * hd;
                 ll_top_transpose(kt, kb, T, hd, kw);
                 for (int h = kh * grp; h < (kh + 1) * grp; h++)
@@ -166,6 +171,7 @@ void ll_top_attention(float *out, float *probs, const float *q, const float *k, 
         }
         free(kt);
     }
+    return failed ? -1 : 0;
 }
 
 /* Backward of one query head into the transposed dK/dV tiles of its kv head (dkt, dvt:
@@ -211,9 +217,9 @@ static void ll_top_attention_head_bwd(float *dq, float *dkt, float *dvt, float *
     }
 }
 
-void ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
-                          const float *k, const float *v, int B, int T, int H, int KV, int hd) {
-    int grp = H / KV;
+int ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                         const float *k, const float *v, int B, int T, int H, int KV, int hd) {
+    int grp = H / KV, failed = 0;
     size_t qw = (size_t)H * hd, kw = (size_t)KV * hd;
     float scale = 1.0f / sqrtf((float)hd);
     /* One task per (sequence, kv head): the query heads sharing a kv head add into the
@@ -222,10 +228,15 @@ void ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, co
     {
         size_t tile = (size_t)hd * T;
         float *vt = malloc(3 * tile * sizeof(float) + (size_t)T * sizeof(float));
-        float *dkt = vt + tile, *dvt = dkt + tile, *ds = dvt + tile;
+        if (!vt) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        float *dkt = vt ? vt + tile : NULL, *dvt = vt ? dkt + tile : NULL, *ds = vt ? dvt + tile : NULL;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int kh = 0; kh < KV; kh++) {
+                if (!vt) continue;
                 size_t kv0 = (size_t)b * T * kw + (size_t)kh * hd;
                 ll_top_transpose(vt, v + kv0, T, hd, kw);
                 memset(dkt, 0, 2 * tile * sizeof(float));
@@ -244,6 +255,7 @@ void ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, co
         }
         free(vt);
     }
+    return failed ? -1 : 0;
 }
 
 static inline float ll_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }

@@ -35,11 +35,12 @@ void ll_top_rope(float *x, const float *tab, int B, int T, int n_heads, int hd, 
 
 /* Causal attention with grouped KV heads (head h reads kv head h / (H / KV), as
  * transformers' repeat_kv). q, out: [N][H*hd]; k, v: [N][KV*hd]; probs: [B][H][T][T]
- * (only the causal triangle is written and read). */
-void ll_top_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
-                      int KV, int hd);
-void ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
-                          const float *k, const float *v, int B, int T, int H, int KV, int hd);
+ * (the causal triangle, zeros above it). Both return -1 when the per-thread K/V tiles
+ * cannot be allocated (nothing is computed then), 0 otherwise. */
+int ll_top_attention(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
+                     int KV, int hd);
+int ll_top_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                         const float *k, const float *v, int B, int T, int H, int KV, int hd);
 
 /* h = silu(g) * u over n values. The backward pass allows du == dh (in place). */
 void ll_top_swiglu(float *h, const float *g, const float *u, size_t n);
