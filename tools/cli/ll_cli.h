@@ -26,8 +26,7 @@ int ll_cli_icl_e2(int argc, char **argv);
 int ll_cli_icl_e3(int argc, char **argv);
 /* layerlab icl sweep-bench: batched vs naive patch sweeps (tools/cli/ll_cli_icl_bench.c). */
 int ll_cli_icl_sweep_bench(int argc, char **argv);
-/* E4-E7 (knockout, information flow, convergence, PCA/dPCA) live in their own files;
- * tools/cli/ll_cli_icl_stubs.c has weak placeholders until they are built. */
+/* E4-E7 (knockout, information flow, convergence, PCA/dPCA): tools/cli/ll_cli_icl_analysis.c. */
 int ll_cli_icl_e4(int argc, char **argv);
 int ll_cli_icl_e5(int argc, char **argv);
 int ll_cli_icl_e6(int argc, char **argv);
