@@ -106,6 +106,56 @@ Test(train_data, curriculum_stages_draw_copying_episodes) {
     }
 }
 
+/* Echo episodes of the mixture: "x -> label x" items, the echoed input supervised, so that
+ * the label position learns to carry its input (data/README.md, part 4). About half the
+ * pool and repeated-input episodes, never the rule-named ones or held-out episodes. */
+Test(train_data, mixture_echo_episodes_repeat_the_input_after_its_label) {
+    static const char *const rule_words[10] = {"long", "short", "early", "late", "with",
+                                               "without", "even", "odd", "high", "low"};
+    ll_rng r = {21};
+    int echo = 0, plain = 0, named_echo = 0;
+    for (int e = 0; e < 1000; e++) {
+        ll_toy_seq s;
+        ll_toy_sample(w, &r, 80, &s);
+        if (s.task != LL_TOY_CAT) continue;
+        cr_assert(s.n <= 80, "episode of %d tokens in 80-token rows", s.n);
+        bool named = false;
+        for (int j = 0; j < 10; j++) named |= s.labels[0] == ll_toy_id(w, rule_words[j]);
+        bool is_echo = s.n > 5 && s.ids[4] == s.ids[1];
+        if (!is_echo) {
+            plain++;
+            cr_assert_str_eq(ll_toy_token(w, s.ids[4]), "\n", "a plain episode's second item starts after a newline");
+            continue;
+        }
+        echo++;
+        named_echo += named;
+        /* Items of 5 tokens: NL x -> label x (the first without its newline). */
+        cr_assert_eq(s.n % 5, 0, "echo episode of %d tokens (BOS, items of 5 with the newline, the first without)", s.n);
+        int items = 0;
+        for (int i = 1; i < s.n; i += 5, items++) {
+            int32_t x = s.ids[i];
+            cr_assert_str_eq(ll_toy_token(w, s.ids[i + 1]), "->");
+            int c = ll_toy_rule_class(w, s.rule, x);
+            cr_assert(c == 0 || c == 1);
+            cr_assert_eq(s.ids[i + 2], s.labels[c]);
+            cr_assert_eq(s.lab[i + 2], 1, "the label is supervised");
+            cr_assert_eq(s.ids[i + 3], x, "the input is echoed after its label");
+            cr_assert_eq(s.lab[i + 3], 1, "the echo is supervised");
+            if (i + 4 < s.n) cr_assert_str_eq(ll_toy_token(w, s.ids[i + 4]), "\n");
+        }
+        cr_assert(items >= 10, "an echo episode has %d items", items);
+    }
+    cr_assert_eq(named_echo, 0, "rule-named episodes are never echoed");
+    cr_assert(echo > 120 && echo < 280, "about half the pool and repeated-input episodes echo: %d echo, %d not", echo,
+              plain);
+    /* Held-out episodes never echo. */
+    for (int e = 0; e < 50; e++) {
+        ll_toy_seq s;
+        ll_toy_cat(w, &r, 16, &s);
+        cr_assert_eq(s.n, 1 + 17 * 4 - 1);
+    }
+}
+
 Test(train_data, mappings_and_questions_follow_the_tables) {
     ll_rng r = {9};
     for (int e = 0; e < 200; e++) {

@@ -70,7 +70,10 @@ ends when its smoothed loss falls below 0.75, i.e. when the circuit has formed (
 6000 steps); $(sed -n 's/^# curriculum: the copying circuit formed (smoothed loss \([0-9.]*\)); arrow-less copying ends at step \([0-9]*\)/here at step \2 (smoothed loss \1)/p' "$OUT/train.log" | head -1).
 The next 500 steps put the arrow back, and the rest is the task mixture. Trained on the
 mixture alone, the circuit stays behind a plateau longer than the training budget
-(data/README.md, Findings).
+(data/README.md, Findings). In the mixture, half the pool and repeated-input
+categorization episodes are echo episodes, \`x -> label x\` with the echoed input
+supervised: they make the model carry each input into its label's position, without
+which in-context categorization stalls near 72% (data/README.md, Findings, part 4).
 
 ## Held-out evaluation
 

@@ -190,14 +190,15 @@ static void ll_mix_init(void) {
  * identical input pays (what induction heads learn first; matching on the rule's
  * property generalizes it). */
 /* fewmax > 0 overrides the mixture's number of distinct inputs per class of a few episode;
- * arrow 0 leaves the arrow out ("x label" items), -1 follows LL_TOY_NOARROW. */
+ * arrow 0 leaves the arrow out ("x label" items), -1 follows LL_TOY_NOARROW. echo_len > 0
+ * (the training mixture's row length) allows echo episodes, see below. */
 static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, int fewmax, int arrow,
-                           ll_toy_seq *s);
+                           int echo_len, ll_toy_seq *s);
 static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, ll_toy_seq *s) {
-    ll_cat_items_x(w, r, n_items, named, few, 0, -1, s);
+    ll_cat_items_x(w, r, n_items, named, few, 0, -1, 0, s);
 }
 static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, int fewmax, int arrow,
-                           ll_toy_seq *s) {
+                           int echo_len, ll_toy_seq *s) {
     ll_begin(s, LL_TOY_CAT);
     s->rule = ll_rng_int(r, LL_TOY_N_RULES);
     /* LL_TOY_NLABELS=k (diagnostics): draw the pool labels from the first k words only. */
@@ -226,6 +227,20 @@ static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool n
     }
     bool noarrow = arrow >= 0 ? !arrow
                               : noarrow_p >= 1 || (noarrow_p > 0 && ll_rng_int(r, 1000) < (int)(noarrow_p * 1000));
+    /* Echo episodes (training mixture only, never named ones): items are "x -> label x",
+     * with loss on the echoed input. Predicting it at the label position needs the input
+     * carried two tokens forward into that position, the hop that in-context matching
+     * depends on; without it the label positions hold nothing of their input's
+     * properties and categorization saturates near 72% (data/README.md, part 4).
+     * LL_TOY_ECHO=p (diagnostics) sets the share, default LL_TOY_ECHO_SHARE. */
+    static double echo_p = -1;
+    if (echo_p < 0) {
+        const char *e = getenv("LL_TOY_ECHO");
+        echo_p = e ? atof(e) : LL_TOY_ECHO_SHARE;
+        if (e) fprintf(stderr, "toy mix: echo episodes %g of categorization\n", echo_p);
+    }
+    bool echo = echo_len >= 11 && !named && echo_p > 0 && !noarrow && ll_rng_int(r, 1000) < (int)(echo_p * 1000);
+    if (echo && n_items > (echo_len - 1) / 5) n_items = (echo_len - 1) / 5;
     for (int i = 0; i < n_items; i++) {
         /* Classes drawn evenly, then an input of that class: every rule is balanced
          * whatever the base rate of its feature. */
@@ -235,6 +250,7 @@ static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool n
         ll_push(s, x, false);
         if (!noarrow) ll_push(s, w->arrow, false);
         ll_push(s, s->labels[c], true);
+        if (echo) ll_push(s, x, true);
     }
 }
 
@@ -390,7 +406,7 @@ static void ll_toy_sample_copy(const ll_toy_world *w, ll_rng *r, int max_len, bo
     } else if (u < 16 || max_len < 30) {
         /* Items are 3 tokens with their newline without the arrow, 4 with it. */
         int n = 17 + ll_rng_int(r, 3), icap = arrow ? cap : (max_len + 1) / 3;
-        ll_cat_items_x(w, r, n < icap ? n : icap, false, true, 1, arrow, s);
+        ll_cat_items_x(w, r, n < icap ? n : icap, false, true, 1, arrow, 0, s);
     } else if (u < 18) {
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);
@@ -410,14 +426,14 @@ void ll_toy_sample_stage(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_s
 void ll_toy_sample(const ll_toy_world *w, ll_rng *r, int max_len, ll_toy_seq *s) {
     if (max_len > LL_TOY_MAX_TOKENS) max_len = LL_TOY_MAX_TOKENS;
     /* In twentieths: 5 categorization, 3 with repeated inputs, 3 with the rule's own
-     * labels, 1 mapping, 8 packed questions. */
+     * labels, 1 mapping, 8 packed questions; half the first two kinds are echo episodes. */
     ll_mix_init();
     int u = ll_rng_int(r, 20), cap = max_len / 4; /* items that fit: 4 tokens each with BOS */
     int e1 = ll_mix[0], e2 = e1 + ll_mix[1], e3 = e2 + ll_mix[2], e4 = e3 + ll_mix[3];
     if (cap < 1) cap = 1;
     if (u < e3 || max_len < 30) {
         int n = 17 + ll_rng_int(r, 3);
-        ll_cat_items(w, r, n < cap ? n : cap, u >= e2 && u < e3, u >= e1 && u < e2, s);
+        ll_cat_items_x(w, r, n < cap ? n : cap, u >= e2 && u < e3, u >= e1 && u < e2, 0, -1, max_len, s);
     } else if (u < e4) {
         int n = 6 + ll_rng_int(r, 11);
         ll_map_items(w, r, n < cap ? n : cap, s);

@@ -23,6 +23,9 @@
 #define LL_TOY_N_WORDS 256
 #define LL_TOY_N_LABELS 24 /* pool of categorization label words */
 #define LL_TOY_MCQ_WEIGHT 4
+/* Share of the mixture's categorization episodes (pool and repeated-input) written as
+ * "x -> label x" echo episodes (ll_toy_data.c). */
+#define LL_TOY_ECHO_SHARE 0.5
 
 typedef struct ll_toy_world ll_toy_world;
 
