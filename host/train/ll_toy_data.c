@@ -190,8 +190,9 @@ static void ll_mix_init(void) {
  * identical input pays (what induction heads learn first; matching on the rule's
  * property generalizes it). */
 /* fewmax > 0 overrides the mixture's number of distinct inputs per class of a few episode;
- * arrow 0 leaves the arrow out ("x label" items), -1 follows LL_TOY_NOARROW. echo_len > 0
- * (the training mixture's row length) allows echo episodes, see below. */
+ * arrow 0 leaves the arrow out ("x label" items), -1 follows LL_TOY_NOARROW. echo_len, the
+ * training mixture's row length (0 elsewhere), allows echo episodes when at least two
+ * 5-token items fit (>= 11), see below. */
 static void ll_cat_items_x(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, int fewmax, int arrow,
                            int echo_len, ll_toy_seq *s);
 static void ll_cat_items(const ll_toy_world *w, ll_rng *r, int n_items, bool named, bool few, ll_toy_seq *s) {
