@@ -100,6 +100,21 @@ void ll_top_rope(float *x, const float *tab, int B, int T, int n_heads, int hd, 
  * the CPU that runs them, with a portable default. One (sequence, head) per call. */
 #define LL_TOP_SIMD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
+/* dst[0..hd) = sum_j coef[j] * rows[j * stride + 0..hd), j < n: the probability-weighted
+ * sum of V rows (forward) and of K rows (dQ). Always inlined, so that each target clone of
+ * its caller vectorizes it for its own instruction set. */
+static inline __attribute__((always_inline)) void ll_top_weighted_rows(float *dst, const float *coef,
+                                                                       const float *rows, int n, int hd,
+                                                                       size_t stride) {
+    for (int i = 0; i < hd; i++) dst[i] = 0;
+    for (int j = 0; j < n; j++) {
+        const float *r = rows + (size_t)j * stride;
+        float a = coef[j];
+#pragma omp simd
+        for (int i = 0; i < hd; i++) dst[i] += a * r[i];
+    }
+}
+
 /* dst[i * T + j] = src[j * stride + i] for j < T, i < hd. */
 static void ll_top_transpose(float *dst, const float *src, int T, int hd, size_t stride) {
     for (int j = 0; j < T; j++)
@@ -134,14 +149,7 @@ static void ll_top_attention_head(float *out, float *probs, const float *q, cons
 #pragma omp simd
         for (int j = 0; j < n; j++) p[j] *= inv;
         for (int j = n; j < T; j++) p[j] = 0;
-        float *o = out + (size_t)t * qw;
-        for (int i = 0; i < hd; i++) o[i] = 0;
-        for (int j = 0; j < n; j++) {
-            const float *vr = v + (size_t)j * kw;
-            float a = p[j];
-#pragma omp simd
-            for (int i = 0; i < hd; i++) o[i] += a * vr[i];
-        }
+        ll_top_weighted_rows(out + (size_t)t * qw, p, v, n, hd, kw);
     }
 }
 
@@ -200,14 +208,7 @@ static void ll_top_attention_head_bwd(float *dq, float *dkt, float *dvt, float *
         /* Softmax backward, scaled: g_j = p_j (dP_j - sum p dP) / sqrt(hd). */
 #pragma omp simd
         for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
-        float *dqr = dq + (size_t)t * qw;
-        for (int i = 0; i < hd; i++) dqr[i] = 0;
-        for (int j = 0; j < n; j++) {
-            const float *kr = k + (size_t)j * kw;
-            float g = ds[j];
-#pragma omp simd
-            for (int i = 0; i < hd; i++) dqr[i] += g * kr[i];
-        }
+        ll_top_weighted_rows(dq + (size_t)t * qw, ds, k, n, hd, kw);
         for (int i = 0; i < hd; i++) {
             float *dkr = dkt + (size_t)i * T;
             float a = qr[i];
